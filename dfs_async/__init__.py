@@ -1,0 +1,67 @@
+"""dfs-async: an asyncio client for DataForSEO's task bookkeeping endpoints.
+
+async with dfs_async.Client(login, password) as client:
+    async for task in client.backlinks.id_list(datetime_from, datetime_to):
+        print(task.id, task.datetime_done)
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._client import DEFAULT_BASE_URL, SANDBOX_BASE_URL, Client, Stats
+from ._endpoints import Api
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    ClientClosedError,
+    DataForSEOError,
+    DecodeError,
+    InvalidArgumentError,
+    InvalidRequestError,
+    MalformedResponseError,
+    RateLimitedError,
+    RequestTimeoutError,
+    ServerError,
+    TransportError,
+)
+from ._models import Page, TaskError, TaskId
+from ._pager import Pager
+from ._pagination import PagerState
+from ._ratelimit import Limiter, LimiterBackend, LocalBackend, Permit, RateLimit
+from ._retry import Retry
+
+try:
+    __version__ = version("dfs-async")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "SANDBOX_BASE_URL",
+    "APIError",
+    "Api",
+    "AuthenticationError",
+    "Client",
+    "ClientClosedError",
+    "DataForSEOError",
+    "DecodeError",
+    "InvalidArgumentError",
+    "InvalidRequestError",
+    "Limiter",
+    "LimiterBackend",
+    "LocalBackend",
+    "MalformedResponseError",
+    "Page",
+    "Pager",
+    "PagerState",
+    "Permit",
+    "RateLimit",
+    "RateLimitedError",
+    "RequestTimeoutError",
+    "Retry",
+    "ServerError",
+    "Stats",
+    "TaskError",
+    "TaskId",
+    "TransportError",
+    "__version__",
+]

@@ -1,0 +1,372 @@
+"""The session manager: one aiohttp session, one limiter per endpoint, retries around each call."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import logging
+import os
+import random
+import warnings
+from collections.abc import Callable, Coroutine
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+import attrs
+
+from . import _transport
+from ._endpoints import Api
+from ._errors import (
+    ClientClosedError,
+    DataForSEOError,
+    InvalidArgumentError,
+    RateLimitedError,
+    TransportError,
+)
+from ._models import TaskError, TaskId
+from ._protocol import Reply, describe, encode_body, is_transient, parse_reply
+from ._ratelimit import Limiter, LimiterBackend, LocalBackend, RateLimit
+from ._retry import Retry
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["Client", "Stats"]
+
+R = TypeVar("R", TaskId, TaskError)
+T = TypeVar("T")
+
+logger = logging.getLogger("dfs_async")
+
+DEFAULT_BASE_URL = "https://api.dataforseo.com"
+SANDBOX_BASE_URL = "https://sandbox.dataforseo.com"
+_USER_AGENT = "dfs-async"
+
+
+class _Secret:
+    """Holds the Authorization header value; its repr and str never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+
+@attrs.frozen(kw_only=True)
+class Stats:
+    """Counters over the client's life, for logs and dashboards."""
+
+    #: HTTP calls made (retries included).
+    calls: int = 0
+    #: Calls made again after a transient failure.
+    retries: int = 0
+    #: Replies that said the quota was spent (40202, 40209, HTTP 429).
+    rate_limited: int = 0
+    #: Times a call had to wait for the rate limiter.
+    rate_limit_waits: int = 0
+    #: Seconds spent waiting: for the rate limiter and in backoff.
+    seconds_waited: float = 0.0
+
+
+def _check_base_url(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidArgumentError(f"base_url must be an https:// URL, got {base_url!r}")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidArgumentError("base_url must not carry credentials; pass login and password")
+    if parts.query or parts.fragment:
+        raise InvalidArgumentError("base_url must not have a query or fragment")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise InvalidArgumentError(
+            "base_url must use https:// (plain http:// is allowed only for a loopback host, "
+            f"as in tests against the emulator), got {base_url!r}"
+        )
+    return base_url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Client:
+    """An asyncio client for DataForSEO's task bookkeeping endpoints.
+
+    ``async with Client(login, password) as client:`` opens one HTTP session (created inside
+    the running loop at the first call) and one rate limiter per endpoint, shared by every
+    stream using the client. Credentials default to the environment variables
+    ``DATAFORSEO_LOGIN`` and ``DATAFORSEO_PASSWORD``.
+
+    A `session` passed in is used as is and never closed by the client. A client belongs to
+    the event loop it is first used in.
+    """
+
+    def __init__(
+        self,
+        login: str | None = None,
+        password: str | None = None,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        rate_limit: RateLimit = RateLimit(),  # noqa: B008 - frozen, so sharing is safe
+        retry: Retry = Retry(),  # noqa: B008 - frozen, so sharing is safe
+        timeout: float = 120.0,
+        session: aiohttp.ClientSession | None = None,
+        limiter: LimiterBackend | None = None,
+        prefetch: int = 1,
+        now: Callable[[], datetime] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._closed = True  # until fully built, so __del__ of a failed init stays quiet
+        login = login if login is not None else os.environ.get("DATAFORSEO_LOGIN")
+        password = password if password is not None else os.environ.get("DATAFORSEO_PASSWORD")
+        if not login or not password:
+            raise InvalidArgumentError(
+                "no DataForSEO credentials: pass login= and password=, or set the "
+                "DATAFORSEO_LOGIN and DATAFORSEO_PASSWORD environment variables"
+            )
+        if not isinstance(rate_limit, RateLimit):
+            raise InvalidArgumentError(f"rate_limit must be a RateLimit, got {rate_limit!r}")
+        if not isinstance(retry, Retry):
+            raise InvalidArgumentError(f"retry must be a Retry, got {retry!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise InvalidArgumentError(
+                f"timeout must be a positive number of seconds, got {timeout!r}"
+            )
+        if prefetch not in (0, 1) or isinstance(prefetch, bool):
+            raise InvalidArgumentError(f"prefetch must be 0 or 1 (pages ahead), got {prefetch!r}")
+        self.base_url = _check_base_url(base_url)
+        self.login = login
+        token = base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
+        self._authorization = _Secret(f"Basic {token}")
+        self.rate_limit = rate_limit
+        self.retry = retry
+        self.timeout = float(timeout)
+        self.prefetch = prefetch
+        self._now = now if now is not None else _utc_now
+        self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not crypto
+        self._backend: LimiterBackend = limiter if limiter is not None else LocalBackend()
+        self._limiters: dict[str, Limiter] = {}
+        self._session = session
+        self._owns_session = session is None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stats = Stats()
+        self._apis: dict[str, Api] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<dfs_async.Client {self.base_url} login={self.login!r} {state}>"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Stop prefetched calls and close the session the client created. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        try:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            if self._owns_session and self._session is not None:
+                await self._session.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            warnings.warn(
+                f"{self!r} was never closed; "
+                "use 'async with Client(...)' or 'await client.aclose()'",
+                ResourceWarning,
+                source=self,
+                stacklevel=1,
+            )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("the client is closed; streams cannot continue after aclose()")
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    @property
+    def backlinks(self) -> Api:
+        """The Backlinks API's ``id_list`` and ``errors``."""
+        return self.api("backlinks")
+
+    def api(self, name: str) -> Api:
+        """The same two endpoints of another DataForSEO API (``"serp"``, ``"merchant"``, ...)."""
+        found = self._apis.get(name)
+        if found is None:
+            found = self._apis[name] = Api(self, name)
+        return found
+
+    @property
+    def stats(self) -> Stats:
+        """A snapshot of the counters."""
+        return self._stats
+
+    def now(self) -> datetime:
+        """The current time as the client sees it (aware, UTC)."""
+        return self._now()
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run a call in the background; the client cancels it if closed first."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _bind_loop(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise ClientClosedError(
+                "this client belongs to another event loop; create one client per event loop"
+            )
+        if self._session is None:
+            self._session = _transport.new_session()
+        return self._session
+
+    def _limiter(self, path: str) -> Limiter:
+        found = self._limiters.get(path)
+        if found is None:
+            found = self._limiters[path] = self._backend.limiter(
+                f"{self.login}:{path}", self.rate_limit
+            )
+        return found
+
+    def _count(self, **changes: float) -> None:
+        stats = self._stats
+        self._stats = attrs.evolve(
+            stats, **{name: getattr(stats, name) + value for name, value in changes.items()}
+        )
+
+    async def _fetch(self, path: str, task: dict[str, Any], record_type: type[R]) -> Reply[R]:
+        """One page: wait for the limiter, call, retry transient failures per the policy."""
+        self._check_open()
+        session = self._bind_loop()
+        limiter = self._limiter(path)
+        body = encode_body(task)
+        url = self.base_url + path
+        headers = {
+            "Authorization": self._authorization.reveal(),
+            "Content-Type": "application/json",
+            "User-Agent": _USER_AGENT,
+        }
+        loop = asyncio.get_running_loop()
+        first_try = loop.time()
+        attempt = 0
+        while True:
+            attempt += 1
+            permit = await limiter.acquire()
+            if permit.waited > 0:
+                self._count(rate_limit_waits=1, seconds_waited=permit.waited)
+            self._count(calls=1)
+            sent = loop.time()
+            error: DataForSEOError
+            try:
+                self._check_open()
+                status, reply_headers, raw = await _transport.post(
+                    session, url, body, headers=headers, timeout=self.timeout, endpoint=path
+                )
+            except TransportError as exc:
+                error = exc
+            else:
+                try:
+                    reply = parse_reply(
+                        endpoint=path,
+                        http_status=status,
+                        headers=reply_headers,
+                        body=raw,
+                        record_type=record_type,
+                    )
+                except DataForSEOError as exc:
+                    error = exc
+                else:
+                    logger.debug(
+                        "%s offset=%s limit=%s: %d records in %.3f s",
+                        path,
+                        task.get("offset"),
+                        task.get("limit"),
+                        reply.received,
+                        loop.time() - sent,
+                    )
+                    return reply
+            finally:
+                # The reply has arrived (or the call failed): this is the call's stamp.
+                await limiter.release(permit)
+            if self._closed:
+                raise ClientClosedError("the client was closed during this call") from error
+            if isinstance(error, RateLimitedError):
+                self._count(rate_limited=1)
+                await limiter.pause()
+            if not is_transient(error):
+                raise error
+            if attempt >= self.retry.attempts:
+                logger.error("%s: giving up after %d attempts: %s", path, attempt, describe(error))
+                raise error
+            # A refused call waits for the limiter (paused above), not for a backoff.
+            wait = (
+                0.0
+                if isinstance(error, RateLimitedError)
+                else self.retry.backoff(attempt, self._rng.random())
+            )
+            if loop.time() + wait - first_try > self.retry.deadline:
+                logger.error(
+                    "%s: giving up, the retry deadline of %g s would pass: %s",
+                    path,
+                    self.retry.deadline,
+                    describe(error),
+                )
+                raise error
+            logger.warning(
+                "%s offset=%s: %s; retry %d/%d in %.2f s",
+                path,
+                task.get("offset"),
+                describe(error),
+                attempt,
+                self.retry.attempts - 1,
+                wait,
+            )
+            self._count(retries=1, seconds_waited=wait)
+            await asyncio.sleep(wait)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)

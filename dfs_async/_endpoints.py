@@ -1,0 +1,291 @@
+"""The two endpoints of one DataForSEO API, with every argument checked before any call."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ._convert import format_datetime, parse_datetime
+from ._errors import InvalidArgumentError
+from ._models import TaskError, TaskId
+from ._pager import Pager, fixed_now
+from ._pagination import PagerState
+
+if TYPE_CHECKING:
+    from ._client import Client
+
+__all__ = ["APIS", "MAX_PAGE_SIZE", "Api"]
+
+MAX_PAGE_SIZE = 1000
+
+#: The APIs that have these endpoints (the official specification), and which of the two.
+APIS: Mapping[str, tuple[str, ...]] = {
+    "app_data": ("id_list", "errors"),
+    "backlinks": ("id_list", "errors"),
+    "business_data": ("id_list", "errors"),
+    "content_analysis": ("id_list",),
+    "dataforseo_labs": ("id_list", "errors"),
+    "domain_analytics": ("id_list", "errors"),
+    "keywords_data": ("id_list", "errors"),
+    "merchant": ("id_list", "errors"),
+    "on_page": ("id_list", "errors"),
+    "serp": ("id_list", "errors"),
+}
+
+#: How far back the windows may reach (the endpoint documentation).
+ID_LIST_MONTHS = 6
+ID_LIST_METADATA_MONTHS = 1
+ERRORS_DAYS = 7
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    """The same day and time `months` calendar months earlier (clamped to the month's end)."""
+    year, month0 = divmod(moment.year * 12 + moment.month - 1 - months, 12)
+    day = min(moment.day, calendar.monthrange(year, month0 + 1)[1])
+    return moment.replace(year=year, month=month0 + 1, day=day)
+
+
+def _aware(name: str, value: object) -> datetime:
+    if not isinstance(value, datetime):
+        raise InvalidArgumentError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidArgumentError(
+            f"{name} must be timezone-aware, e.g. datetime(2026, 11, 1, tzinfo=timezone.utc); "
+            f"got the naive {value.isoformat(' ')}"
+        )
+    return value
+
+
+def _whole(name: str, value: object, low: int, high: int | None = None) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise InvalidArgumentError(f"{name} must be a whole number {span}, got {value!r}")
+    return value
+
+
+def _show(moment: datetime) -> str:
+    return format_datetime(moment)
+
+
+def _check_window(
+    *,
+    datetime_from: datetime | None,
+    datetime_to: datetime | None,
+    now: datetime,
+    earliest: datetime,
+    reach: str,
+) -> None:
+    if datetime_to is not None and datetime_to > now:
+        raise InvalidArgumentError(
+            f"datetime_to ({_show(datetime_to)}) is in the future; the API accepts at most "
+            f"the current time ({_show(now)}); pass None for 'now'"
+        )
+    end = datetime_to if datetime_to is not None else now
+    if datetime_from is not None and datetime_from >= end:
+        raise InvalidArgumentError(
+            f"datetime_from ({_show(datetime_from)}) must be before datetime_to ({_show(end)})"
+        )
+    for name, value in (("datetime_from", datetime_from), ("datetime_to", datetime_to)):
+        if value is not None and value < earliest:
+            raise InvalidArgumentError(
+                f"{name} ({_show(value)}) is more than {reach} ago; the earliest the API "
+                f"accepts now is {_show(earliest)}"
+            )
+
+
+class Api:
+    """``id_list`` and ``errors`` of one API: ``client.backlinks``, ``client.api("serp")``."""
+
+    def __init__(self, client: Client, name: str) -> None:
+        if name not in APIS:
+            raise InvalidArgumentError(
+                f"unknown API {name!r}; these have id_list/errors: {', '.join(sorted(APIS))}"
+            )
+        self._client = client
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<dfs_async.Api {self.name}>"
+
+    def _check_function(self, function: str) -> None:
+        if function not in APIS[self.name]:
+            raise InvalidArgumentError(f"the {self.name} API has no {function} endpoint")
+
+    def id_list(
+        self,
+        datetime_from: datetime | None = None,
+        datetime_to: datetime | None = None,
+        *,
+        sort: str = "asc",
+        include_metadata: bool = False,
+        page_size: int = MAX_PAGE_SIZE,
+        max_items: int | None = None,
+        resume: PagerState | None = None,
+    ) -> Pager[TaskId]:
+        """Every task of the account between two times, oldest first (``sort="desc"``: newest).
+
+        `datetime_to` None means now, fixed when iteration starts. The window may reach six
+        months back (one month with ``include_metadata=True``). `resume` continues a stream
+        from a saved ``pager.state``; other arguments, if given, must match it.
+        """
+        self._check_function("id_list")
+        if resume is not None and datetime_from is None:
+            return self._resume(resume, "id_list", TaskId)
+        if datetime_from is None:
+            raise InvalidArgumentError("id_list needs datetime_from (or resume=)")
+        start = _aware("datetime_from", datetime_from)
+        end = _aware("datetime_to", datetime_to) if datetime_to is not None else None
+        if sort not in ("asc", "desc"):
+            raise InvalidArgumentError(f"sort must be 'asc' or 'desc', got {sort!r}")
+        if not isinstance(include_metadata, bool):
+            raise InvalidArgumentError(
+                f"include_metadata must be True or False, got {include_metadata!r}"
+            )
+        page_size = _whole("page_size", page_size, 1, MAX_PAGE_SIZE)
+        if max_items is not None:
+            max_items = _whole("max_items", max_items, 1)
+        now = self._client.now()
+        months = ID_LIST_METADATA_MONTHS if include_metadata else ID_LIST_MONTHS
+        _check_window(
+            datetime_from=start,
+            datetime_to=end,
+            now=now,
+            earliest=months_before(now, months),
+            reach="one month (the limit with include_metadata=True)"
+            if include_metadata
+            else "six months",
+        )
+        params: dict[str, Any] = {"datetime_from": format_datetime(start)}
+        if end is not None:
+            params["datetime_to"] = format_datetime(end)
+        if sort != "asc":
+            params["sort"] = sort
+        if include_metadata:
+            params["include_metadata"] = True
+        state = self._state("id_list", params, page_size, max_items)
+        if resume is not None:
+            return self._resume(resume, "id_list", TaskId, expected=state)
+        return Pager(
+            client=self._client,
+            record_type=TaskId,
+            state=state,
+            fix_datetime_to=fixed_now(self._client.now) if end is None else None,
+        )
+
+    def errors(
+        self,
+        filtered_function: str | None = None,
+        *,
+        datetime_from: datetime | None = None,
+        datetime_to: datetime | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        max_items: int | None = None,
+        resume: PagerState | None = None,
+    ) -> Pager[TaskError]:
+        """Tasks that answered with an error recently, newest first.
+
+        `filtered_function` keeps one function's errors (``"backlinks/live"``). The optional
+        window must lie within the last seven days; unset fields are not sent.
+        """
+        self._check_function("errors")
+        if filtered_function is not None and (
+            not isinstance(filtered_function, str) or not filtered_function.strip()
+        ):
+            raise InvalidArgumentError(
+                f"filtered_function must be a function name such as 'backlinks/live', "
+                f"got {filtered_function!r}"
+            )
+        start = _aware("datetime_from", datetime_from) if datetime_from is not None else None
+        end = _aware("datetime_to", datetime_to) if datetime_to is not None else None
+        page_size = _whole("page_size", page_size, 1, MAX_PAGE_SIZE)
+        if max_items is not None:
+            max_items = _whole("max_items", max_items, 1)
+        now = self._client.now()
+        _check_window(
+            datetime_from=start,
+            datetime_to=end,
+            now=now,
+            earliest=now - timedelta(days=ERRORS_DAYS),
+            reach=f"{ERRORS_DAYS} days",
+        )
+        params: dict[str, Any] = {}
+        if filtered_function is not None:
+            params["filtered_function"] = filtered_function
+        if start is not None:
+            params["datetime_from"] = format_datetime(start)
+        if end is not None:
+            params["datetime_to"] = format_datetime(end)
+        state = self._state("errors", params, page_size, max_items)
+        if resume is not None:
+            return self._resume(resume, "errors", TaskError, expected=state)
+        return Pager(client=self._client, record_type=TaskError, state=state, fix_datetime_to=None)
+
+    def _state(
+        self, function: str, params: dict[str, Any], page_size: int, max_items: int | None
+    ) -> PagerState:
+        return PagerState(
+            api=self.name,
+            function=function,
+            params=params,
+            page_size=page_size,
+            max_items=max_items,
+            offset=0,
+            yielded=0,
+            seen=(),
+        )
+
+    def _resume(
+        self,
+        state: PagerState,
+        function: str,
+        record_type: type[Any],
+        *,
+        expected: PagerState | None = None,
+    ) -> Pager[Any]:
+        if not isinstance(state, PagerState):
+            raise InvalidArgumentError(
+                "resume must be a PagerState (PagerState.from_json(...) reads a saved one)"
+            )
+        if (state.api, state.function) != (self.name, function):
+            raise InvalidArgumentError(
+                f"this resume state is for /v3/{state.api}/{state.function}, "
+                f"not /v3/{self.name}/{function}"
+            )
+        if expected is not None:
+            _check_same_request(state, expected)
+        for name in ("datetime_from", "datetime_to"):
+            if name in state.params:
+                try:
+                    parse_datetime(state.params[name])
+                except ValueError as exc:
+                    raise InvalidArgumentError(f"resume state: bad {name}: {exc}") from None
+        return Pager(
+            client=self._client, record_type=record_type, state=state, fix_datetime_to=None
+        )
+
+
+def _check_same_request(state: PagerState, expected: PagerState) -> None:
+    """A resume state must continue the request the arguments describe."""
+    saved = dict(state.params)
+    wanted = dict(expected.params)
+    if "datetime_to" not in wanted:
+        saved.pop("datetime_to", None)  # an open window was fixed when the stream started
+    for name in sorted(set(saved) | set(wanted)):
+        if saved.get(name) != wanted.get(name):
+            raise InvalidArgumentError(
+                f"the resume state is for a different request: {name} is "
+                f"{saved.get(name)!r} there, {wanted.get(name)!r} here"
+            )
+    for name in ("page_size", "max_items"):
+        if getattr(state, name) != getattr(expected, name):
+            raise InvalidArgumentError(
+                f"the resume state is for a different request: {name} is "
+                f"{getattr(state, name)!r} there, {getattr(expected, name)!r} here"
+            )

@@ -1,0 +1,256 @@
+"""Sans-I/O protocol: request bytes out, ``(status, headers, body)`` in, records or an exception.
+
+Nothing here touches the network or the event loop, so every rule about the wire format and
+about what an answer means is testable from recorded replies.
+
+A reply is read in the order the API reports trouble: the HTTP status first, then the
+envelope's ``status_code``, then the task's (these endpoints take exactly one task a call).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from ._convert import DecodeFailure, structure_records
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    DataForSEOError,
+    DecodeError,
+    InvalidRequestError,
+    MalformedResponseError,
+    RateLimitedError,
+    RequestTimeoutError,
+    ServerError,
+    TransportError,
+    excerpt,
+)
+from ._models import TaskError, TaskId
+
+__all__ = ["OK", "Reply", "encode_body", "is_transient", "parse_reply"]
+
+R = TypeVar("R", TaskId, TaskError)
+
+OK = 20000
+
+# DataForSEO's codes grouped by how a client reacts (facts.md). Codes outside these sets are
+# classed by their range below: 5xxxx transient, 401xx/402xx account, other 4xxxx invalid.
+_RATE_LIMITED = frozenset({40202, 40209})
+_TRANSIENT = frozenset({50000, 50001, 50301, 50302, 50303, 50304, 50401, 50402, 40101, 40103})
+_ACCOUNT = frozenset({40100, 40200, 40201, 40203, 40204, 40207})
+
+
+def encode_body(task: Mapping[str, Any]) -> bytes:
+    """The POST body: a JSON array holding the one task these endpoints accept."""
+    return json.dumps([task], separators=(",", ":")).encode()
+
+
+@attrs.frozen(kw_only=True)
+class Reply(Generic[R]):
+    """A successful page as the server sent it."""
+
+    records: list[R]
+    #: Entries in ``result``, null ones included: this is what the paging rule counts.
+    received: int
+    #: ``null`` entries in ``result``: counted for paging, never yielded.
+    nulls: int
+    task_id: str | None
+    cost: float | None
+    time: str | None
+    #: ``X-RateLimit-Remaining`` when the server sends it (it usually does not).
+    remaining: int | None
+
+
+def _error_class(code: int) -> type[APIError]:
+    if code in _RATE_LIMITED:
+        return RateLimitedError
+    if code in _TRANSIENT or 50000 <= code < 60000:
+        return ServerError
+    if code in _ACCOUNT or 40100 <= code < 40300:
+        return AuthenticationError
+    if 40000 <= code < 50000:
+        return InvalidRequestError
+    return APIError
+
+
+def api_error(code: int | None, message: str, *, http_status: int, endpoint: str) -> APIError:
+    """The exception for a DataForSEO status code (or, with `code` None, an HTTP status)."""
+    if code is None:
+        if http_status in (401, 402):
+            cls: type[APIError] = AuthenticationError
+        elif http_status == 429:
+            cls = RateLimitedError
+        elif http_status >= 500:
+            cls = ServerError
+        else:
+            cls = InvalidRequestError
+    else:
+        cls = _error_class(code)
+    return cls(status_code=code, status_message=message, http_status=http_status, endpoint=endpoint)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether trying the same call again may succeed."""
+    return isinstance(
+        exc,
+        (
+            TransportError,
+            RequestTimeoutError,
+            MalformedResponseError,
+            RateLimitedError,
+            ServerError,
+        ),
+    )
+
+
+def _status(obj: Mapping[str, Any]) -> tuple[int | None, str]:
+    code = obj.get("status_code")
+    message = obj.get("status_message")
+    return (
+        code if isinstance(code, int) and not isinstance(code, bool) else None,
+        message if isinstance(message, str) else "",
+    )
+
+
+def _remaining(headers: Mapping[str, str]) -> int | None:
+    value = headers.get("X-RateLimit-Remaining")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None  # a header we cannot read is a header we do not depend on
+
+
+def parse_reply(
+    *,
+    endpoint: str,
+    http_status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    record_type: type[R],
+) -> Reply[R]:
+    """Turn one HTTP reply into a page of records, or raise the error it reports."""
+    text = body.decode("utf-8", errors="replace")
+    try:
+        envelope = json.loads(text)
+    except ValueError:
+        envelope = None
+    if http_status != 200:
+        code, message = _status(envelope) if isinstance(envelope, dict) else (None, "")
+        raise api_error(
+            code,
+            message or f"HTTP {http_status}: {excerpt(text)!r}",
+            http_status=http_status,
+            endpoint=endpoint,
+        )
+    if not isinstance(envelope, dict):
+        what = (
+            "a JSON body that is not an object"
+            if envelope is not None
+            else "a body that is not JSON"
+        )
+        raise MalformedResponseError(
+            f"expected a JSON envelope, got {what}",
+            endpoint=endpoint,
+            http_status=http_status,
+            raw=text,
+        )
+    code, message = _status(envelope)
+    if code is None:
+        raise DecodeError(
+            "the envelope has no integer status_code",
+            endpoint=endpoint,
+            path="$.status_code",
+            raw=text,
+        )
+    if code != OK:
+        raise api_error(code, message, http_status=http_status, endpoint=endpoint)
+    tasks = envelope.get("tasks")
+    if not isinstance(tasks, list) or not tasks or not isinstance(tasks[0], dict):
+        raise DecodeError(
+            "expected one task in the envelope", endpoint=endpoint, path="$.tasks", raw=text
+        )
+    task = tasks[0]
+    task_code, task_message = _status(task)
+    if task_code is None:
+        raise DecodeError(
+            "the task has no integer status_code",
+            endpoint=endpoint,
+            path="$.tasks[0].status_code",
+            raw=text,
+        )
+    if task_code != OK:
+        raise api_error(task_code, task_message, http_status=http_status, endpoint=endpoint)
+    return _page(task, endpoint=endpoint, headers=headers, text=text, record_type=record_type)
+
+
+def _page(
+    task: Mapping[str, Any],
+    *,
+    endpoint: str,
+    headers: Mapping[str, str],
+    text: str,
+    record_type: type[R],
+) -> Reply[R]:
+    result = task.get("result")
+    if result is None:  # an Ok task with nothing to report
+        result = []
+    if not isinstance(result, list):
+        raise DecodeError(
+            "expected a list or null", endpoint=endpoint, path="$.tasks[0].result", raw=text
+        )
+    items = [item for item in result if item is not None]
+    try:
+        records = structure_records(items, record_type)
+    except DecodeFailure as failure:
+        index = _original_index(result, failure.index)
+        where = f"$.tasks[0].result[{index}]"
+        detail = failure.detail.replace(" @ .", f" @ {where}.")
+        path = detail.split(" @ ", 1)[1].split(";", 1)[0] if " @ " in detail else where
+        raise DecodeError(
+            f"cannot decode {record_type.__name__}: {detail}; item: "
+            f"{excerpt(json.dumps(result[index]))}",
+            endpoint=endpoint,
+            path=path,
+            raw=text,
+        ) from failure
+    task_id = task.get("id")
+    cost = task.get("cost")
+    time = task.get("time")
+    return Reply(
+        records=records,
+        received=len(result),
+        nulls=len(result) - len(items),
+        task_id=task_id if isinstance(task_id, str) else None,
+        cost=float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
+        time=time if isinstance(time, str) else None,
+        remaining=_remaining(headers),
+    )
+
+
+def _original_index(result: list[Any], index: int) -> int:
+    """The position in `result` of the `index`-th non-null entry."""
+    seen = -1
+    for position, item in enumerate(result):
+        if item is not None:
+            seen += 1
+            if seen == index:
+                return position
+    raise AssertionError("index out of range")
+
+
+def describe(exc: DataForSEOError) -> str:
+    """A short reason for logs: the class and the code, never a body or a header."""
+    code = getattr(exc, "status_code", None)
+    http = getattr(exc, "http_status", None)
+    parts = [type(exc).__name__]
+    if code is not None:
+        parts.append(str(code))
+    if http is not None and http != 200:
+        parts.append(f"HTTP {http}")
+    return " ".join(parts)

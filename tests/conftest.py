@@ -1,0 +1,30 @@
+"""Shared test plumbing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]:
+    """Give each synchronous test a closed-after-use event loop.
+
+    looptime's hook asks the event loop policy for the current loop before every test, and
+    for a synchronous test with none set, asyncio creates one that nobody closes: its
+    ResourceWarning would then fail whichever test runs when it is collected. Setting a loop
+    of our own first, and closing it after, keeps the suite's "warnings are errors" honest.
+    """
+    if pyfuncitem.get_closest_marker("asyncio") is not None:
+        return (yield)
+    policy = asyncio.get_event_loop_policy()
+    loop = policy.new_event_loop()
+    policy.set_event_loop(loop)
+    try:
+        return (yield)
+    finally:
+        policy.set_event_loop(None)
+        loop.close()

@@ -1,0 +1,266 @@
+"""The pure paging rules: which page comes next, overlap after head inserts, resume state."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dfs_async import PagerState, TaskError, TaskId
+from dfs_async._pagination import PageRequest, StreamCursor, record_key
+
+UTC = timezone.utc
+
+
+def fresh(page_size: int = 1000, max_items: int | None = None) -> PagerState:
+    return PagerState(
+        api="backlinks",
+        function="id_list",
+        params={"datetime_from": "2026-11-01 00:00:00 +00:00"},
+        page_size=page_size,
+        max_items=max_items,
+        offset=0,
+        yielded=0,
+        seen=(),
+    )
+
+
+class HeadGrowingList:
+    """A server-side list that grows at the head, as errors and a desc id_list do."""
+
+    def __init__(self, size: int) -> None:
+        self.items = [f"old-{i}" for i in range(size)]
+        self.inserted = 0
+
+    def insert_head(self, count: int) -> None:
+        new = [f"new-{self.inserted + i}" for i in range(count)]
+        self.inserted += count
+        self.items[:0] = new
+
+    def page(self, request: PageRequest) -> list[str]:
+        return self.items[request.offset : request.offset + request.limit]
+
+
+def stream(
+    server: HeadGrowingList,
+    cursor: StreamCursor,
+    inserts: list[int],
+    *,
+    stop_after: int | None = None,
+) -> tuple[list[str], int]:
+    """Drive a cursor like the pager does; returns (yielded keys, calls made)."""
+    out: list[str] = []
+    calls = 0
+    request = cursor.state.next_request()
+    received = 0
+    while request is not None:
+        if 0 < calls <= len(inserts):
+            # The list grows between two calls, by at most what the last page held.
+            server.insert_head(min(inserts[calls - 1], received))
+        keys = server.page(request)
+        received = len(keys)
+        calls += 1
+        keep = cursor.begin_page(request, len(keys), keys)
+        for key, new in zip(keys, keep, strict=True):
+            if new:
+                if stop_after is not None and len(out) == stop_after:
+                    return out, calls
+                cursor.consume(key)
+                out.append(key)
+        request = cursor.next_request_after_page()
+        cursor.end_page()
+    return out, calls
+
+
+@pytest.mark.parametrize(
+    ("total", "calls"), [(0, 1), (1, 1), (999, 1), (1000, 2), (2500, 3), (3000, 4)]
+)
+def test_n_records_cost_n_div_page_plus_one_calls(total: int, calls: int) -> None:
+    """Paging stops at the first short page: N records take N // 1000 + 1 calls."""
+    out, made = stream(HeadGrowingList(total), StreamCursor(fresh()), [])
+    assert out == [f"old-{i}" for i in range(total)]
+    assert made == calls == total // 1000 + 1
+
+
+def test_offsets_step_by_the_page_size() -> None:
+    """Requests go 0, 1000, 2000 with limit 1000."""
+    cursor = StreamCursor(fresh())
+    seen = []
+    request = cursor.state.next_request()
+    sizes = iter([1000, 1000, 500])
+    while request is not None:
+        seen.append(request)
+        size = next(sizes)
+        cursor.begin_page(request, size, [f"{request.offset}-{i}" for i in range(size)])
+        request = cursor.next_request_after_page()
+        cursor.end_page()
+    assert seen == [PageRequest(0, 1000), PageRequest(1000, 1000), PageRequest(2000, 1000)]
+
+
+def test_max_items_asks_the_last_page_only_for_what_is_missing() -> None:
+    """max_items=2500 asks 1000, 1000, then 500, and stops without another call."""
+    cursor = StreamCursor(fresh(max_items=2500))
+    server = HeadGrowingList(10_000)
+    requests = []
+    request = cursor.state.next_request()
+    while request is not None:
+        requests.append(request)
+        keys = server.page(request)
+        cursor.begin_page(request, len(keys), keys)
+        for key in keys:
+            cursor.consume(key)
+        request = cursor.next_request_after_page()
+        cursor.end_page()
+    assert requests == [PageRequest(0, 1000), PageRequest(1000, 1000), PageRequest(2000, 500)]
+    assert cursor.state.yielded == 2500
+    assert cursor.state.done
+
+
+def test_head_insert_between_pages_is_dropped_as_overlap() -> None:
+    """Seven records inserted at the head shift page 2; its first seven are not yielded again."""
+    server = HeadGrowingList(2500)
+    out, calls = stream(server, StreamCursor(fresh()), [7, 0])
+    assert out == [f"old-{i}" for i in range(2500)]
+    assert calls == 3
+
+
+def test_errors_entries_with_the_same_id_are_distinct_keys() -> None:
+    """Two errors of one task differ as records; the same entry twice has one key."""
+    base = {
+        "id": "t1",
+        "datetime": datetime(2022, 3, 27, 11, 54, 52, tzinfo=UTC),
+        "function": "backlinks/live",
+        "error_code": 50000,
+        "error_message": "Internal Error.",
+        "http_url": "https://api.dataforseo.com/v3/backlinks/live",
+        "http_method": "POST",
+        "http_code": 200,
+        "http_time": 0.0,
+        "http_response": "Internal Error.",
+    }
+    first = TaskError(**base)  # type: ignore[arg-type]
+    second = TaskError(**{**base, "error_code": 40506})  # type: ignore[arg-type]
+    assert record_key(first) != record_key(second)
+    assert record_key(first) == record_key(TaskError(**base))  # type: ignore[arg-type]
+    task = TaskId(
+        id="t1",
+        url="u",
+        datetime_posted=base["datetime"],  # type: ignore[arg-type]
+        datetime_done=None,
+        status="Ok.",
+        cost=0.0,
+    )
+    assert record_key(task) == "t1"
+
+
+def test_state_round_trips_through_json() -> None:
+    """to_json gives JSON types only, and from_json reads back an equal state."""
+    state = PagerState(
+        api="backlinks",
+        function="errors",
+        params={"filtered_function": "backlinks/live"},
+        page_size=500,
+        max_items=None,
+        offset=1500,
+        yielded=1490,
+        seen=("a", "b"),
+        pending=("c",),
+        done=False,
+    )
+    text = json.dumps(state.to_json())
+    assert PagerState.from_json(json.loads(text)) == state
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"version": 99}, "unsupported resume state version 99"),
+        ({"offset": "10"}, "resume state field 'offset' is missing or of the wrong type"),
+        ({"offset": True}, "resume state field 'offset' is missing or of the wrong type"),
+        ({"seen": [1]}, "resume state field 'seen' must hold strings"),
+    ],
+)
+def test_bad_state_is_refused_with_the_field_named(change: dict[str, object], message: str) -> None:
+    """A corrupted resume state raises ValueError naming what is wrong."""
+    data = {**fresh().to_json(), **change}
+    with pytest.raises(ValueError, match=message):
+        PagerState.from_json(data)
+
+
+def test_snapshot_after_every_record_handed_over_skips_the_page() -> None:
+    """Once the whole page is consumed, the state points past it: no call is repeated."""
+    cursor = StreamCursor(fresh(page_size=3))
+    request = PageRequest(0, 3)
+    cursor.begin_page(request, 3, ["a", "b", "c"])
+    for key in ("a", "b"):
+        cursor.consume(key)
+    mid = cursor.snapshot()
+    assert (mid.offset, mid.yielded, mid.pending, mid.seen) == (0, 2, ("a", "b"), ())
+    assert mid.next_request() == PageRequest(0, 3)
+    cursor.consume("c")
+    assert cursor.snapshot() == cursor.end_page()
+    assert cursor.state.seen == ("a", "b", "c")
+    assert cursor.state.offset == 3
+
+
+def test_overlap_window_spans_short_pages() -> None:
+    """The remembered keys are the last page_size received, even across smaller pages."""
+    cursor = StreamCursor(fresh(page_size=3, max_items=5))
+    cursor.begin_page(PageRequest(0, 3), 3, ["a", "b", "c"])
+    cursor.end_page()
+    assert cursor.begin_page(PageRequest(3, 2), 2, ["b", "c"]) == [False, False]
+    cursor.end_page()
+    assert cursor.state.seen == ("a", "b", "c")
+    assert cursor.state.next_request() == PageRequest(5, 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    total=st.integers(0, 60),
+    page_size=st.integers(1, 12),
+    max_items=st.none() | st.integers(1, 70),
+    inserts=st.lists(st.integers(0, 12), max_size=15),
+)
+def test_property_every_record_once_under_head_inserts(
+    total: int, page_size: int, max_items: int | None, inserts: list[int]
+) -> None:
+    """Any size, page size, max_items and inserts of at most a page between calls: each once."""
+    out, _ = stream(HeadGrowingList(total), StreamCursor(fresh(page_size, max_items)), inserts)
+    check_exactly_once(out, total, max_items)
+
+
+def check_exactly_once(out: list[str], total: int, max_items: int | None) -> None:
+    """Every record present at the start comes once, in order; nothing comes twice.
+
+    A record inserted at the head during the stream is new to it: it may come (once) when
+    the offsets advance slower than the list grows, as with small max_items pages.
+    """
+    olds = [key for key in out if key.startswith("old-")]
+    news = len(out) - len(olds)
+    assert len(set(out)) == len(out)
+    assert olds == [f"old-{i}" for i in range(len(olds))]
+    limit = total + news if max_items is None else min(max_items, total + news)
+    assert len(out) == limit
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    total=st.integers(0, 60),
+    page_size=st.integers(1, 12),
+    max_items=st.none() | st.integers(1, 70),
+    cut=st.integers(0, 70),
+    inserts=st.lists(st.integers(0, 12), max_size=15),
+)
+def test_property_resume_after_a_cut_anywhere_yields_the_rest_once(
+    total: int, page_size: int, max_items: int | None, cut: int, inserts: list[int]
+) -> None:
+    """Stopping after any record and resuming from the JSON state loses and repeats nothing."""
+    server = HeadGrowingList(total)
+    cursor = StreamCursor(fresh(page_size, max_items))
+    first, calls = stream(server, cursor, inserts, stop_after=cut)
+    state = PagerState.from_json(json.loads(json.dumps(cursor.snapshot().to_json())))
+    rest, _ = stream(server, StreamCursor(state), inserts[calls:])
+    check_exactly_once(first + rest, total, max_items)
