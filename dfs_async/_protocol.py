@@ -246,6 +246,9 @@ def _original_index(result: list[Any], index: int) -> int:
 
 def describe(exc: DataForSEOError) -> str:
     """A short reason for logs: the class and the code, never a body or a header."""
+    if isinstance(exc, TransportError):
+        # Its text names the failure and the host, never a header: "ServerDisconnectedError: ...".
+        return f"{type(exc).__name__}: {exc}"
     code = getattr(exc, "status_code", None)
     http = getattr(exc, "http_status", None)
     parts = [type(exc).__name__]

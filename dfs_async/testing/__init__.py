@@ -1,0 +1,26 @@
+"""An emulator of DataForSEO's id_list and errors endpoints, for tests, demos and benchmarks.
+
+`Emulator` is an aiohttp server on 127.0.0.1 that answers as the API documentation describes:
+Basic auth, validation codes, offset/limit paging over deterministic synthetic data, a rolling
+rate-limit window on the event loop's clock, and faults injected per request number.
+It depends on aiohttp, attrs and the standard library only.
+
+    async with Emulator("login", "password", rate_limit=(10, 60.0)) as emu:
+        emu.inject(2, Fault.http_status(502))      # the 2nd request received gets a 502
+        ...                                         # point the code under test at emu.url
+        assert emu.max_calls_in_window("/v3/backlinks/id_list", 60.0) <= 10
+
+Run it as a process with `python -m dfs_async.testing --port 0` (see `--help`).
+"""
+
+from ._data import TaskSequence, generate_errors, generate_tasks
+from ._emulator import Emulator, Fault, LoggedRequest
+
+__all__ = [
+    "Emulator",
+    "Fault",
+    "LoggedRequest",
+    "TaskSequence",
+    "generate_errors",
+    "generate_tasks",
+]
