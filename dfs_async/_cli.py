@@ -1,0 +1,1109 @@
+"""The `dfs-async` command line: export a stream of task ids or errors to JSONL or CSV.
+
+    dfs-async id-list --from 2026-11-01 --to "2026-11-22 12:00" -o tasks.jsonl --state tasks.state
+    dfs-async errors --function backlinks/live --format csv
+    dfs-async id-list --emulate --from 2026-07-01          # the built-in emulator, no account
+
+Strategy: the stream is read a page at a time. Each page is written whole (one `write`, then
+flush and fsync), and only then is the state file replaced (temp file + `os.replace`), so the
+state never claims a record the output does not hold. The state also records the output's size;
+a resumed run first cuts the output back to that size, so a run killed between the two writes
+(even by SIGKILL) still resumes without a duplicate. SIGINT and SIGTERM cancel the main task,
+and a task is only cancelled where it awaits, never in the middle of writing a page.
+
+Only the public API of `dfs_async` (and `dfs_async.testing` for `--emulate`) is used here;
+`rich` is imported only when a progress display is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import re
+import signal
+import stat
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
+
+import attrs
+
+import dfs_async
+from dfs_async import (
+    APIError,
+    AuthenticationError,
+    DecodeError,
+    InvalidArgumentError,
+    InvalidRequestError,
+    PagerState,
+    RateLimitedError,
+    ServerError,
+    Stats,
+    TaskError,
+    TaskId,
+    TransportError,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from dfs_async import Client, Pager
+
+__all__ = ["main"]
+
+UTC = timezone.utc
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # anything else: an I/O error on the output or the state file, a bug
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_UNAVAILABLE = 4
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, the shell's convention for death by SIGINT
+EXIT_BROKEN_PIPE = 128 + 13  # 141: the reader of stdout went away (SIGPIPE's number)
+
+#: The emulator's clock stands still at this moment, so its synthetic data (which it lays out
+#: over the months before "now") is the same on every run: documented dates keep working, and
+#: an interrupted demo resumes against the very same records.
+EMULATOR_NOW = datetime(2026, 12, 1, tzinfo=UTC)
+EMULATOR_LOGIN = "demo@example.com"
+EMULATOR_PASSWORD = "demo"  # noqa: S105 -- the emulator's throwaway credential, not a secret
+EMULATOR_TASKS = 50_000
+EMULATOR_ERRORS = 2_000
+EMULATOR_RATE = (10, 1.0)
+REAL_RATE = (10, 60.0)
+
+STATE_FORMAT = 1
+
+DATES_HELP = (
+    "Dates are ISO 8601 (2026-11-01, 2026-11-01T12:00, 2026-11-01 12:00:00+02:00, "
+    "2026-11-01T12:00:00Z) or the API's own form (2026-11-01 12:00:00 +00:00). "
+    "A date or time without a zone is UTC."
+)
+
+logger = logging.getLogger("dfs_async")
+
+
+class CliError(Exception):
+    """A failure with its exit code and a one-line message for stderr."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+
+_WHEN = re.compile(
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})"
+    r"(?:[T ](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
+    r"(?::(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]{1,6}))?)?"
+    r" ?(?P<zone>[Zz]|[+-][0-9]{2}:?[0-9]{2})?)?"
+)
+
+_WHEN_EXAMPLES = (
+    "use ISO 8601 such as 2026-11-01, 2026-11-01T12:00, 2026-11-01 12:00:00+02:00 or "
+    "2026-11-01T12:00:00Z; without a zone it is UTC"
+)
+
+
+def parse_when(text: str) -> datetime:
+    """A command-line date or time as an aware UTC datetime; no zone means UTC.
+
+    Accepts ISO 8601 dates and times (``T`` or a blank between them, ``Z`` or ``+HH:MM``) and
+    the API's ``YYYY-MM-DD HH:MM:SS +00:00``. Raises ValueError with a readable reason.
+    """
+    match = _WHEN.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a date: {_WHEN_EXAMPLES}")
+    part = match.groupdict()
+    zone = UTC
+    if part["zone"] is not None and part["zone"] not in "Zz":
+        digits = part["zone"].replace(":", "")
+        offset = timedelta(hours=int(digits[1:3]), minutes=int(digits[3:5]))
+        try:
+            zone = timezone(-offset if digits[0] == "-" else offset)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a valid date: bad zone offset") from None
+    try:
+        moment = datetime(
+            int(part["year"]),
+            int(part["month"]),
+            int(part["day"]),
+            int(part["hour"] or 0),
+            int(part["minute"] or 0),
+            int(part["second"] or 0),
+            int((part["fraction"] or "0").ljust(6, "0")),
+            tzinfo=zone,
+        )
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid date: {exc}") from None
+    return moment.astimezone(UTC)
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """``CALLS/SECONDS`` (``10/2``) as a pair; raises ValueError otherwise."""
+    calls, sep, seconds = text.partition("/")
+    try:
+        rate = (int(calls), float(seconds))
+    except ValueError:
+        rate = (0, 0.0)
+    if not sep or rate[0] < 1 or not 0 < rate[1] < float("inf"):
+        raise ValueError(f"{text!r} is not a rate: expected CALLS/SECONDS such as 10/2")
+    return rate
+
+
+# The library names its arguments as Python does; on the command line they are options.
+_WORDING = (
+    (re.compile(r"; pass None for 'now'"), "; omit --to for 'now'"),
+    (re.compile(r"\binclude_metadata=True\b"), "--metadata"),
+    (re.compile(r"\bdatetime_from\b"), "--from"),
+    (re.compile(r"\bdatetime_to\b"), "--to"),
+    (re.compile(r"\bpage_size\b"), "--page-size"),
+    (re.compile(r"\bmax_items\b"), "--max-items"),
+    (re.compile(r"\bfiltered_function\b"), "--function"),
+    (re.compile(r"\b(?:the|this) resume state\b"), "the state file"),
+)
+
+
+def cli_wording(message: str) -> str:
+    """A library message with its argument names replaced by the matching options."""
+    for pattern, replacement in _WORDING:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+def classify(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the one-line message for an exception that ends the command."""
+    if isinstance(exc, CliError):
+        return exc.code, exc.message
+    if isinstance(exc, InvalidArgumentError):
+        return EXIT_USAGE, cli_wording(str(exc))
+    if isinstance(exc, AuthenticationError):
+        return EXIT_AUTH, (
+            f"authentication failed: {exc}; check the login and the API password "
+            "(which is not the password of the dashboard)"
+        )
+    if isinstance(exc, InvalidRequestError):
+        return EXIT_USAGE, f"the API refused the request: {exc}"
+    if isinstance(exc, RateLimitedError):
+        return EXIT_UNAVAILABLE, f"still rate limited after retrying: {exc}"
+    if isinstance(exc, ServerError):
+        return EXIT_UNAVAILABLE, f"server trouble outlasted the retries: {exc}"
+    if isinstance(exc, TransportError):
+        return EXIT_UNAVAILABLE, f"no answer from the API after retrying: {exc}"
+    if isinstance(exc, DecodeError):
+        return EXIT_UNAVAILABLE, f"the API sent a reply that cannot be read: {exc}"
+    if isinstance(exc, APIError):
+        return EXIT_UNAVAILABLE, f"the API answered with an error: {exc}"
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return EXIT_FAILURE, f"{where}{exc.strerror or exc}"
+    return EXIT_FAILURE, f"unexpected {type(exc).__name__}: {exc} (--debug shows a traceback)"
+
+
+def _plural(count: int, noun: str, plural: str | None = None) -> str:
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds + 0.5), 60)
+    return f"{minutes} min {rest} s"
+
+
+def summary_line(*, records: int, earlier: int, pages: int, stats: Stats, elapsed: float) -> str:
+    """``2,500 records in 3 pages, 3 calls, 0.0 s rate-limit wait, 1.2 s``."""
+    text = _plural(records, "record")
+    if earlier:
+        text += f" ({earlier + records:,} with the earlier runs)"
+    calls = _plural(stats.calls, "call")
+    if stats.retries:
+        calls += f" ({_plural(stats.retries, 'retry', 'retries')})"
+    wait = "rate-limit and retry wait" if stats.retries else "rate-limit wait"
+    return (
+        f"{text} in {_plural(pages, 'page')}, {calls}, "
+        f"{stats.seconds_waited:.1f} s {wait}, {_duration(elapsed)}"
+    )
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot write a {type(value).__name__} as JSON")
+
+
+def _compact_json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+def field_names(record_type: type[TaskId] | type[TaskError]) -> list[str]:
+    """The output columns: the record's fields, in their declared order."""
+    return [field.name for field in attrs.fields(record_type)]
+
+
+def jsonl_lines(records: Sequence[TaskId | TaskError]) -> str:
+    """One JSON object per record and line; ISO 8601 datetimes, null for None."""
+    return "".join(_compact_json(attrs.asdict(record, recurse=False)) + "\n" for record in records)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return _compact_json(value)
+    return str(value)
+
+
+def csv_rows(records: Sequence[TaskId | TaskError], header: Sequence[str] | None = None) -> str:
+    """CSV text (CRLF line ends, RFC 4180) of the records, after a header row if given."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    if header is not None:
+        writer.writerow(header)
+    for record in records:
+        writer.writerow([_cell(value) for value in attrs.astuple(record, recurse=False)])
+    return buffer.getvalue()
+
+
+# -- options -----------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line error form (and exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(EXIT_USAGE, f"{message} (see '{self.prog} --help')")
+
+
+def _when(text: str) -> datetime:
+    try:
+        return parse_when(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rate(text: str) -> tuple[int, float]:
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count(text: str) -> int:
+    try:
+        return int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _common_options() -> _Parser:
+    common = _Parser(add_help=False)
+    output = common.add_argument_group("output")
+    output.add_argument(
+        "--format",
+        choices=("jsonl", "csv"),
+        default="jsonl",
+        help="JSON Lines (default) or CSV with a header row",
+    )
+    output.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
+    )
+    output.add_argument(
+        "--state",
+        metavar="FILE",
+        help="save the position after every page; the same command with the same FILE "
+        "continues where an interrupted run stopped, appending to -o; a finished export "
+        "stays marked done, so running it again writes nothing",
+    )
+    output.add_argument("--max-items", type=_count, metavar="N", help="stop after N records")
+    output.add_argument(
+        "--page-size", type=_count, default=1000, metavar="N", help="records per call (1-1000)"
+    )
+    output.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    output.add_argument(
+        "--debug",
+        action="store_true",
+        help="log the client's work to stderr and show tracebacks",
+    )
+    account = common.add_argument_group(
+        "account",
+        "Credentials come from DATAFORSEO_LOGIN and DATAFORSEO_PASSWORD, or --login and "
+        "--password-file. A password is never taken on the command line.",
+    )
+    account.add_argument("--login", help="the API login (default: $DATAFORSEO_LOGIN)")
+    account.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="read the API password from the first line of FILE ('-': standard input)",
+    )
+    account.add_argument(
+        "--api",
+        default="backlinks",
+        help="which DataForSEO API's endpoint (default backlinks; also serp, merchant, ...)",
+    )
+    account.add_argument(
+        "--base-url",
+        metavar="URL",
+        default=dfs_async.DEFAULT_BASE_URL,
+        help=f"the API's address (default {dfs_async.DEFAULT_BASE_URL}; the sandbox is "
+        f"{dfs_async.SANDBOX_BASE_URL})",
+    )
+    demo = common.add_argument_group(
+        "demo",
+        "--emulate runs the command against the built-in emulator: synthetic data, no "
+        f"account, the emulator's clock fixed at {EMULATOR_NOW:%Y-%m-%d %H:%M} UTC.",
+    )
+    demo.add_argument("--emulate", action="store_true", help="use the built-in emulator")
+    demo.add_argument(
+        "--emulate-rate",
+        type=_rate,
+        metavar="CALLS/SECONDS",
+        help=f"its rate limit, and the client's (default {EMULATOR_RATE[0]}/"
+        f"{EMULATOR_RATE[1]:g}; the real API allows {REAL_RATE[0]}/{REAL_RATE[1]:g})",
+    )
+    demo.add_argument(
+        "--emulate-tasks",
+        type=_count,
+        default=EMULATOR_TASKS,
+        metavar="N",
+        help=f"synthetic tasks (default {EMULATOR_TASKS:,})",
+    )
+    demo.add_argument(
+        "--emulate-errors",
+        type=_count,
+        default=EMULATOR_ERRORS,
+        metavar="N",
+        help=f"synthetic errors entries (default {EMULATOR_ERRORS:,})",
+    )
+    return common
+
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 done; 1 other failure (writing a file); 2 bad arguments or state file; "
+    "3 authentication; 4 rate limit or server trouble that outlasted the retries, or an "
+    "unreadable reply; 130 interrupted (143 on SIGTERM)."
+)
+
+
+def _id_list_window() -> _Parser:
+    window = _Parser(add_help=False)
+    group = window.add_argument_group("window")
+    group.add_argument(
+        "--from",
+        dest="datetime_from",
+        type=_when,
+        required=True,
+        metavar="WHEN",
+        help="start (at most six months back, one month with --metadata); no zone means UTC",
+    )
+    group.add_argument(
+        "--to",
+        dest="datetime_to",
+        type=_when,
+        metavar="WHEN",
+        help="end (default: now, fixed when the command starts); no zone means UTC",
+    )
+    group.add_argument(
+        "--sort", choices=("asc", "desc"), default="asc", help="oldest first (asc, default)"
+    )
+    group.add_argument(
+        "--metadata", action="store_true", help="include each task's parameters (metadata)"
+    )
+    return window
+
+
+def _errors_window() -> _Parser:
+    window = _Parser(add_help=False)
+    group = window.add_argument_group("window")
+    group.add_argument(
+        "--function", metavar="NAME", help="only this function's errors, e.g. backlinks/live"
+    )
+    group.add_argument(
+        "--from",
+        dest="datetime_from",
+        type=_when,
+        metavar="WHEN",
+        help="start (at most seven days back); no zone means UTC",
+    )
+    group.add_argument(
+        "--to",
+        dest="datetime_to",
+        type=_when,
+        metavar="WHEN",
+        help="end (default: now, fixed when the command starts); no zone means UTC",
+    )
+    return window
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `dfs-async` argument parser."""
+    parser = _Parser(
+        prog="dfs-async",
+        description="Export DataForSEO task ids (id_list) or errors to JSON Lines or CSV, "
+        "within the API's rate limit, resumable. " + DATES_HELP,
+        epilog=EXIT_CODES_HELP,
+    )
+    parser.add_argument("--version", action="version", version=f"dfs-async {dfs_async.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = _common_options()
+    commands.add_parser(
+        "id-list",
+        parents=[_id_list_window(), common],
+        help="every task of the account between two times",
+        description="Every task of the account between --from and --to (POST "
+        "/v3/{api}/id_list), oldest first. " + DATES_HELP,
+        epilog=EXIT_CODES_HELP,
+    )
+    commands.add_parser(
+        "errors",
+        parents=[_errors_window(), common],
+        help="tasks that answered with an error in the last seven days",
+        description="Tasks that answered with an error (POST /v3/{api}/errors), newest "
+        "first, within the last seven days. " + DATES_HELP,
+        epilog=EXIT_CODES_HELP,
+    )
+    return parser
+
+
+@attrs.frozen(kw_only=True)
+class Options:
+    """The parsed command line."""
+
+    command: str
+    datetime_from: datetime | None
+    datetime_to: datetime | None
+    sort: str = "asc"
+    metadata: bool = False
+    function: str | None = None
+    format: str
+    output: str | None
+    state: str | None
+    max_items: int | None
+    page_size: int
+    quiet: bool
+    debug: bool
+    login: str | None
+    password_file: str | None
+    api: str
+    base_url: str
+    emulate: bool
+    emulate_rate: tuple[int, float] | None
+    emulate_tasks: int
+    emulate_errors: int
+
+
+def parse_options(argv: Sequence[str] | None) -> Options:
+    """Parse and cross-check the arguments; raises CliError (exit 2) on a mistake."""
+    parser = build_parser()
+    namespace = parser.parse_args(argv)
+    values = vars(namespace)
+    # Each command has only its own options: the others keep their defaults.
+    known: dict[str, Any] = {}
+    for field in attrs.fields(Options):
+        known[field.name] = values.get(field.name, field.default)
+    options = Options(**known)
+    problem = None
+    if not options.emulate:
+        if options.emulate_rate is not None:
+            problem = "--emulate-rate needs --emulate"
+        elif options.emulate_tasks != EMULATOR_TASKS or options.emulate_errors != EMULATOR_ERRORS:
+            problem = "--emulate-tasks and --emulate-errors need --emulate"
+    elif options.base_url != dfs_async.DEFAULT_BASE_URL:
+        problem = "--base-url and --emulate do not go together"
+    if options.emulate_tasks < 0 or options.emulate_errors < 0:
+        problem = "--emulate-tasks and --emulate-errors must be at least 0"
+    if problem is not None:
+        raise CliError(EXIT_USAGE, f"{problem} (see 'dfs-async {options.command} --help')")
+    return options
+
+
+# -- credentials -------------------------------------------------------------------------------
+
+
+def credentials(options: Options, environ: Mapping[str, str]) -> tuple[str, str]:
+    """The login and password to use; CliError (exit 3) when either is missing."""
+    login = options.login or environ.get("DATAFORSEO_LOGIN") or ""
+    password = environ.get("DATAFORSEO_PASSWORD") or ""
+    if options.password_file is not None:
+        password = _read_password(options.password_file)
+    missing = [name for name, value in (("login", login), ("password", password)) if not value]
+    if missing:
+        raise CliError(
+            EXIT_AUTH,
+            f"no DataForSEO {' or '.join(missing)}: set DATAFORSEO_LOGIN and "
+            "DATAFORSEO_PASSWORD, or pass --login and --password-file",
+        )
+    return login, password
+
+
+def _read_password(path: str) -> str:
+    try:
+        if path == "-":
+            line = sys.stdin.readline()
+        else:
+            with open(path, encoding="utf-8") as file:
+                line = file.readline()
+    except OSError as exc:
+        raise CliError(EXIT_USAGE, f"--password-file: {path}: {exc.strerror or exc}") from None
+    password = line.strip()
+    if not password:
+        raise CliError(EXIT_AUTH, f"--password-file: {path} is empty")
+    return password
+
+
+# -- state file --------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class SavedState:
+    """What the state file holds: the stream's position and the output it was written to."""
+
+    stream: PagerState
+    format: str
+    #: The output file's absolute path, or None for standard output.
+    output: str | None
+    #: The output's size when the state was saved (None for standard output).
+    output_bytes: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dfs_async_cli": STATE_FORMAT,
+            "format": self.format,
+            "output": self.output,
+            "output_bytes": self.output_bytes,
+            # Exactly what PagerState.to_json() gives, so library code can resume from it too.
+            "stream": self.stream.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> SavedState:
+        if not isinstance(data, dict) or data.get("dfs_async_cli") != STATE_FORMAT:
+            raise ValueError(f"not a dfs-async state file (format {STATE_FORMAT})")
+        fmt, output, size = data.get("format"), data.get("output"), data.get("output_bytes")
+        if fmt not in ("jsonl", "csv"):
+            raise ValueError(f"bad format {fmt!r}")
+        if not (output is None or isinstance(output, str)):
+            raise ValueError(f"bad output {output!r}")
+        if not (size is None or (type(size) is int and size >= 0)):
+            raise ValueError(f"bad output_bytes {size!r}")
+        if (output is None) != (size is None):
+            raise ValueError("output and output_bytes must both be set or both be null")
+        return cls(
+            stream=PagerState.from_json(data.get("stream")),  # type: ignore[arg-type]
+            format=fmt,
+            output=output,
+            output_bytes=size,
+        )
+
+
+def load_state(path: str) -> SavedState | None:
+    """The saved state, None if the file does not exist; CliError (exit 2) if unreadable."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+        return SavedState.from_json(data)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise CliError(EXIT_USAGE, f"bad state file {path}: {reason}") from None
+
+
+def save_state(path: str, saved: SavedState) -> None:
+    """Replace the state file atomically: a crash leaves the old state or the new, whole."""
+    target = os.path.abspath(path)
+    fd, temporary = tempfile.mkstemp(
+        prefix=os.path.basename(target) + ".", suffix=".tmp", dir=os.path.dirname(target)
+    )
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(saved.to_json(), file, indent=1)
+            file.write("\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+@attrs.define
+class Output:
+    """Where records go: standard output or a file, written a whole page at a time."""
+
+    stream: BinaryIO
+    format: str
+    path: str | None
+    size: int
+    _owned: bool
+
+    @classmethod
+    def open(cls, options: Options, columns: Sequence[str], resume: SavedState | None) -> Output:
+        """Open the output: a fresh one (with the CSV header), or the resumed one, cut back."""
+        if options.output is None:
+            output = cls(sys.stdout.buffer, options.format, None, 0, owned=False)
+            if resume is None and options.format == "csv":
+                output.write(csv_rows((), header=columns))
+            return output
+        path = os.path.abspath(options.output)
+        if resume is None:
+            output = cls(open(path, "wb"), options.format, path, 0, owned=True)  # noqa: SIM115
+        else:
+            output = cls._reopen(path, options.format, resume.output_bytes or 0)
+        if output.size == 0 and options.format == "csv":
+            output.write(csv_rows((), header=columns))
+        return output
+
+    @classmethod
+    def _reopen(cls, path: str, fmt: str, saved: int) -> Output:
+        try:
+            size = os.path.getsize(path)
+        except FileNotFoundError:
+            size = 0
+        if size < saved:
+            raise CliError(
+                EXIT_USAGE,
+                f"{path} holds {size:,} bytes, fewer than the {saved:,} the state file "
+                "records: it was changed since; delete the state file to start again",
+            )
+        if size > saved:
+            # Written after the last saved state (a run killed between the two writes).
+            _say(
+                f"dfs-async: warning: {path}: dropping {size - saved:,} bytes written after the "
+                "saved state"
+            )
+            os.truncate(path, saved)
+        return cls(open(path, "ab"), fmt, path, saved, owned=True)
+
+    def write(self, text: str) -> None:
+        """Write, flush and (for a file) fsync, so a saved state never runs ahead of it."""
+        data = text.encode("utf-8")
+        self.stream.write(data)
+        self.stream.flush()
+        if self._owned and stat.S_ISREG(os.fstat(self.stream.fileno()).st_mode):
+            os.fsync(self.stream.fileno())
+        self.size += len(data)
+
+    def write_records(self, records: Sequence[TaskId | TaskError]) -> None:
+        if records:
+            self.write(jsonl_lines(records) if self.format == "jsonl" else csv_rows(records))
+
+    def close(self) -> None:
+        if self._owned:
+            self.stream.close()
+
+
+# -- progress ----------------------------------------------------------------------------------
+
+
+@attrs.define
+class Counters:
+    """What this run has done so far, for the progress display and the summary."""
+
+    started: float = attrs.field(factory=time.monotonic)
+    records: int = 0
+    earlier: int = 0
+    pages: int = 0
+    stats: Callable[[], Stats] = Stats
+
+    def summary(self) -> str:
+        return summary_line(
+            records=self.records,
+            earlier=self.earlier,
+            pages=self.pages,
+            stats=self.stats(),
+            elapsed=time.monotonic() - self.started,
+        )
+
+
+class Display:
+    """The live progress line on a terminal (rich); does nothing when switched off."""
+
+    def __init__(self, counters: Counters, *, enabled: bool) -> None:
+        self._counters = counters
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        #: The terminal, when the display is on (rich is imported only then).
+        self.console: Console | None = None
+        if enabled:
+            try:
+                from rich.console import Console
+            except ImportError:  # the `cli` extra is not installed: plain output only
+                pass
+            else:
+                self.console = Console(stderr=True)
+
+    def start(self, total: int | None) -> None:
+        """Show the display; `total` (with --max-items) gives a bar and an ETA."""
+        if self.console is None:
+            return
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            ProgressColumn,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        counters = self._counters
+
+        class Status(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                stats = counters.stats()
+                return Text(
+                    f"{_plural(counters.records + counters.earlier, 'record')} · "
+                    f"{_plural(counters.pages, 'page')} · {_plural(stats.calls, 'call')} · "
+                    f"{stats.seconds_waited:.1f} s rate-limit wait"
+                )
+
+        columns: list[ProgressColumn] = [SpinnerColumn()]
+        if total is not None:
+            columns.append(BarColumn(bar_width=20))
+        columns += [Status(), TextColumn("· elapsed"), TimeElapsedColumn()]
+        if total is not None:  # only --max-items makes the end known: the API gives no total
+            columns += [TextColumn("· ETA"), TimeRemainingColumn()]
+        self._progress = Progress(
+            *columns,
+            console=self.console,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("export", total=total, completed=counters.earlier)
+
+    def update(self) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(
+                self._task, completed=self._counters.records + self._counters.earlier
+            )
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- the export --------------------------------------------------------------------------------
+
+
+def _emulator_now() -> datetime:
+    return EMULATOR_NOW
+
+
+def _emulator_notice(options: Options, emulator: Any, rate: tuple[int, float]) -> str:
+    if options.command == "id-list":
+        tasks: Sequence[Mapping[str, Any]] = emulator.tasks
+        data = f"{options.emulate_tasks:,} synthetic tasks"
+        if len(tasks):
+            first, last = tasks[0]["datetime_posted"][:10], tasks[-1]["datetime_posted"][:10]
+            data += f" posted {first} to {last}"
+        real = f"the real API allows {REAL_RATE[0]} / {REAL_RATE[1]:g} s"
+    else:
+        errors: Sequence[Mapping[str, Any]] = emulator.errors
+        data = f"{options.emulate_errors:,} synthetic errors"
+        if errors:
+            data += f" from {errors[-1]['datetime'][:10]} to {errors[0]['datetime'][:10]}"
+        real = f"the client assumes {REAL_RATE[0]} / {REAL_RATE[1]:g} s for the real API"
+    return (
+        f"emulator: {data}, its clock fixed at {EMULATOR_NOW:%Y-%m-%d %H:%M} UTC; "
+        f"rate limit shortened to {_plural(rate[0], 'call')} / {rate[1]:g} s ({real})"
+    )
+
+
+def _open_pager(client: Client, options: Options, resume: PagerState | None) -> Pager[Any]:
+    api = client.api(options.api)
+    # An omitted --to is "now", fixed at the start: for a resumed stream, the saved end.
+    end = options.datetime_to
+    if end is None and resume is None:
+        end = client.now()
+    if options.command == "id-list":
+        return api.id_list(
+            options.datetime_from,
+            end,
+            sort=options.sort,
+            include_metadata=options.metadata,
+            page_size=options.page_size,
+            max_items=options.max_items,
+            resume=resume,
+        )
+    return api.errors(
+        options.function,
+        datetime_from=options.datetime_from,
+        datetime_to=end,
+        page_size=options.page_size,
+        max_items=options.max_items,
+        resume=resume,
+    )
+
+
+def _check_resume(options: Options, saved: SavedState) -> None:
+    if saved.format != options.format:
+        raise CliError(
+            EXIT_USAGE,
+            f"the state file {options.state} is for --format {saved.format}, not "
+            f"{options.format}; use the same options, or delete it to start again",
+        )
+    output = None if options.output is None else os.path.abspath(options.output)
+    if saved.output != output:
+        shown = "standard output" if saved.output is None else f"-o {saved.output}"
+        raise CliError(
+            EXIT_USAGE,
+            f"the state file {options.state} is for an export to {shown}; use the same "
+            "options, or delete it to start again",
+        )
+
+
+@attrs.define
+class Export:
+    """One run of `id-list` or `errors`: open, stream page by page, save the state."""
+
+    options: Options
+    counters: Counters
+    display: Display
+    #: Set once records may have been written: the summary is worth printing from then on.
+    started_stream: bool = False
+    #: What --emulate tells the user, once the arguments have been accepted.
+    notice: str | None = None
+
+    async def run(self) -> int:
+        options = self.options
+        saved = load_state(options.state) if options.state is not None else None
+        if saved is not None:
+            _check_resume(options, saved)
+        resume = None if saved is None else saved.stream
+        async with contextlib.AsyncExitStack() as stack:
+            client = await self._client(stack)
+            self.counters.stats = lambda: client.stats
+            pager = await stack.enter_async_context(_open_pager(client, options, resume))
+            state = pager.state  # where it starts: a resumed stream may be finished already
+            if self.notice is not None and not options.quiet:
+                _say(self.notice)
+            if resume is not None:
+                self.counters.earlier = resume.yielded
+                if state.done:
+                    if not options.quiet:
+                        _say(
+                            f"nothing to do: the state file {options.state} records a "
+                            f"finished export ({_plural(state.yielded, 'record')}); delete it "
+                            "to export again"
+                        )
+                    return EXIT_OK
+                if not options.quiet:
+                    _say(
+                        f"resuming from {options.state}: "
+                        f"{_plural(state.yielded, 'record')} already written"
+                    )
+            record_type: Any = TaskId if options.command == "id-list" else TaskError
+            output = Output.open(options, field_names(record_type), saved)
+            stack.callback(output.close)
+            # No state is saved before the first page: a run that failed before it leaves
+            # nothing to resume, and the next run starts afresh (and fixes a new "now").
+            self.started_stream = True
+            self.display.start(options.max_items)
+            stack.callback(self.display.stop)
+            async for page in pager.pages():
+                # No await from here to the state: a cancellation cannot split a page.
+                output.write_records(page.records)
+                self.counters.records += len(page.records)
+                self.counters.pages += 1
+                self._save(output, pager.state)
+                self.display.update()
+            # The final state says done=true (kept, so that a re-run writes nothing twice).
+            self._save(output, pager.state)
+        return EXIT_OK
+
+    async def _client(self, stack: contextlib.AsyncExitStack) -> Client:
+        options = self.options
+        if not options.emulate:
+            login, password = credentials(options, os.environ)
+            return await stack.enter_async_context(
+                dfs_async.Client(login, password, base_url=options.base_url)
+            )
+        from dfs_async.testing import Emulator
+
+        rate = options.emulate_rate or EMULATOR_RATE
+        emulator = Emulator(
+            EMULATOR_LOGIN,
+            EMULATOR_PASSWORD,
+            n_tasks=options.emulate_tasks,
+            n_errors=options.emulate_errors,
+            rate_limit=rate,
+            now=_emulator_now,
+        )
+        await stack.enter_async_context(emulator)
+        self.notice = _emulator_notice(options, emulator, rate)
+        return await stack.enter_async_context(
+            dfs_async.Client(
+                EMULATOR_LOGIN,
+                EMULATOR_PASSWORD,
+                base_url=emulator.url,
+                rate_limit=dfs_async.RateLimit(calls=rate[0], period=rate[1]),
+                now=_emulator_now,
+            )
+        )
+
+    def _save(self, output: Output, state: PagerState) -> None:
+        if self.options.state is None:
+            return
+        saved = SavedState(
+            stream=state,
+            format=output.format,
+            output=output.path,
+            output_bytes=None if output.path is None else output.size,
+        )
+        save_state(self.options.state, saved)
+
+
+@contextlib.contextmanager
+def _signals_cancel_current_task() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM cancel the running task once; yields the signals received.
+
+    The first signal cancels; the handlers are then removed, so a second Ctrl-C interrupts at
+    once (KeyboardInterrupt) should the cleanup itself hang.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    received: list[int] = []
+    installed: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        for number in installed:
+            loop.remove_signal_handler(number)
+        installed.clear()
+        if task is not None:
+            task.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+        except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C is KeyboardInterrupt
+            continue
+        installed.append(signum)
+    try:
+        yield received
+    finally:
+        for number in installed:
+            loop.remove_signal_handler(number)
+
+
+async def _run(export: Export) -> int:
+    with _signals_cancel_current_task() as received:
+        try:
+            return await export.run()
+        except asyncio.CancelledError:
+            if not received:
+                raise
+            task = asyncio.current_task()
+            if task is not None and hasattr(task, "uncancel"):
+                task.uncancel()
+            return 128 + received[0]
+
+
+def _configure_logging(options: Options, display: Display) -> logging.Handler:
+    """Send the library's log to stderr: warnings, or everything with --debug."""
+    handler: logging.Handler
+    if display.console is not None:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=display.console, show_path=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s %(name)s %(levelname)s: %(message)s"
+                if options.debug
+                else "dfs-async: %(message)s"
+            )
+        )
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if options.debug else logging.WARNING)
+    return handler
+
+
+def _silence_stdout() -> None:
+    # The reader went away: point stdout at /dev/null so that the interpreter's final flush
+    # does not fail again and print a second error.
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (the console script exits with it)."""
+    try:
+        options = parse_options(argv)
+    except CliError as exc:
+        _say(f"dfs-async: error: {exc.message}")
+        return exc.code
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    counters = Counters()
+    display = Display(counters, enabled=sys.stderr.isatty() and not options.quiet)
+    handler = _configure_logging(options, display)
+    try:
+        return _main(options, counters, display)
+    finally:
+        logger.removeHandler(handler)
+
+
+def _main(options: Options, counters: Counters, display: Display) -> int:
+    export = Export(options, counters, display)
+    try:
+        code = asyncio.run(_run(export))
+    except KeyboardInterrupt:  # before the handlers were in place, or a second Ctrl-C
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception as exc:
+        display.stop()
+        if options.debug:
+            traceback.print_exc(file=sys.stderr)
+        code, message = classify(exc)
+        if export.started_stream and not options.quiet:
+            _say(counters.summary())
+        _say(f"dfs-async: error: {message}")
+        return code
+    if export.started_stream and not options.quiet:
+        prefix = "interrupted: " if code >= 128 else ""
+        suffix = (
+            f"; run the same command to continue from {options.state}"
+            if code >= 128 and options.state is not None
+            else ""
+        )
+        _say(prefix + counters.summary() + suffix)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
