@@ -24,11 +24,12 @@ from ._errors import (
     DataForSEOError,
     InvalidArgumentError,
     RateLimitedError,
+    RequestTimeoutError,
     TransportError,
 )
 from ._models import TaskError, TaskId
 from ._protocol import Reply, describe, encode_body, is_transient, parse_reply
-from ._ratelimit import Limiter, LimiterBackend, LocalBackend, RateLimit
+from ._ratelimit import Limiter, LimiterBackend, Permit, RateLimit, default_backend
 from ._retry import Retry
 
 if TYPE_CHECKING:
@@ -43,24 +44,6 @@ logger = logging.getLogger("dfs_async")
 
 DEFAULT_BASE_URL = "https://api.dataforseo.com"
 SANDBOX_BASE_URL = "https://sandbox.dataforseo.com"
-_USER_AGENT = "dfs-async"
-
-
-class _Secret:
-    """Holds the Authorization header value; its repr and str never show it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-    __str__ = __repr__
 
 
 @attrs.frozen(kw_only=True)
@@ -81,10 +64,10 @@ class Stats:
 
 def _check_base_url(base_url: str) -> str:
     parts = urlsplit(base_url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise InvalidArgumentError(f"base_url must be an https:// URL, got {base_url!r}")
     if parts.username is not None or parts.password is not None:
         raise InvalidArgumentError("base_url must not carry credentials; pass login and password")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidArgumentError(f"base_url must be an https:// URL, got {base_url!r}")
     if parts.query or parts.fragment:
         raise InvalidArgumentError("base_url must not have a query or fragment")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
@@ -152,14 +135,16 @@ class Client:
         self.base_url = _check_base_url(base_url)
         self.login = login
         token = base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
-        self._authorization = _Secret(f"Basic {token}")
+        self._authorization = _transport.Secret(f"Basic {token}")
         self.rate_limit = rate_limit
         self.retry = retry
         self.timeout = float(timeout)
         self.prefetch = prefetch
         self._now = now if now is not None else _utc_now
         self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not crypto
-        self._backend: LimiterBackend = limiter if limiter is not None else LocalBackend()
+        # In-process limiters are shared by every client of this process (per account and
+        # endpoint), so two clients with one login still make 10 calls a minute together.
+        self._backend: LimiterBackend = limiter if limiter is not None else default_backend()
         self._limiters: dict[str, Limiter] = {}
         self._session = session
         self._owns_session = session is None
@@ -170,8 +155,10 @@ class Client:
         self._closed = False
 
     def __repr__(self) -> str:
+        # getattr: a half-built client (its __init__ raised) may be shown in a traceback.
         state = "closed" if self._closed else "open"
-        return f"<dfs_async.Client {self.base_url} login={self.login!r} {state}>"
+        base_url = getattr(self, "base_url", "?")
+        return f"<dfs_async.Client {base_url} login={getattr(self, 'login', None)!r} {state}>"
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -271,6 +258,13 @@ class Client:
             )
         return found
 
+    async def _release(self, limiter: Limiter, permit: Permit) -> None:
+        """Stamp a call; a limiter failing to do so must not cost the page already read."""
+        try:
+            await limiter.release(permit)
+        except Exception as exc:  # a shared limiter's own trouble (Redis): logged, not fatal
+            logger.warning("rate limiter could not record a call: %s: %s", type(exc).__name__, exc)
+
     def _count(self, **changes: float) -> None:
         stats = self._stats
         self._stats = attrs.evolve(
@@ -284,30 +278,36 @@ class Client:
         limiter = self._limiter(path)
         body = encode_body(task)
         url = self.base_url + path
-        headers = {
-            "Authorization": self._authorization.reveal(),
-            "Content-Type": "application/json",
-            "User-Agent": _USER_AGENT,
-        }
         loop = asyncio.get_running_loop()
         first_try = loop.time()
         attempt = 0
         while True:
             attempt += 1
+            self._check_open()  # before taking a slot: a closed client makes no more calls
             permit = await limiter.acquire()
             if permit.waited > 0:
                 self._count(rate_limit_waits=1, seconds_waited=permit.waited)
             self._count(calls=1)
             sent = loop.time()
-            error: DataForSEOError
             try:
-                self._check_open()
                 status, reply_headers, raw = await _transport.post(
-                    session, url, body, headers=headers, timeout=self.timeout, endpoint=path
+                    session,
+                    url,
+                    body,
+                    authorization=self._authorization,
+                    timeout=self.timeout,
+                    endpoint=path,
                 )
             except TransportError as exc:
-                error = exc
+                error: DataForSEOError = exc
+            except BaseException:
+                # Cancelled (or a bug): the slot is still stamped, the call may have reached
+                # the server.
+                await self._release(limiter, permit)
+                raise
             else:
+                # The reply has arrived: this is the call's stamp.
+                await self._release(limiter, permit)
                 try:
                     reply = parse_reply(
                         endpoint=path,
@@ -328,13 +328,17 @@ class Client:
                         loop.time() - sent,
                     )
                     return reply
-            finally:
-                # The reply has arrived (or the call failed): this is the call's stamp.
-                await limiter.release(permit)
+            if isinstance(error, TransportError):
+                await self._release(limiter, permit)
             if self._closed:
                 raise ClientClosedError("the client was closed during this call") from error
             if isinstance(error, RateLimitedError):
                 self._count(rate_limited=1)
+                error.retry_after = self.rate_limit.period
+                await limiter.pause()
+            elif isinstance(error, RequestTimeoutError):
+                # No reply, so no upper bound on when the server counted the call (it may
+                # still be running there): hold the quota for a period rather than guess.
                 await limiter.pause()
             if not is_transient(error):
                 raise error

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ._convert import format_datetime, parse_datetime
 from ._errors import InvalidArgumentError
 from ._models import TaskError, TaskId
-from ._pager import Pager, fixed_now
+from ._pager import Pager
 from ._pagination import PagerState
 
 if TYPE_CHECKING:
@@ -70,10 +70,6 @@ def _whole(name: str, value: object, low: int, high: int | None = None) -> int:
     return value
 
 
-def _show(moment: datetime) -> str:
-    return format_datetime(moment)
-
-
 def _check_window(
     *,
     datetime_from: datetime | None,
@@ -84,19 +80,20 @@ def _check_window(
 ) -> None:
     if datetime_to is not None and datetime_to > now:
         raise InvalidArgumentError(
-            f"datetime_to ({_show(datetime_to)}) is in the future; the API accepts at most "
-            f"the current time ({_show(now)}); pass None for 'now'"
+            f"datetime_to ({format_datetime(datetime_to)}) is in the future; the API accepts "
+            f"at most the current time ({format_datetime(now)}); pass None for 'now'"
         )
     end = datetime_to if datetime_to is not None else now
     if datetime_from is not None and datetime_from >= end:
         raise InvalidArgumentError(
-            f"datetime_from ({_show(datetime_from)}) must be before datetime_to ({_show(end)})"
+            f"datetime_from ({format_datetime(datetime_from)}) must be before "
+            f"datetime_to ({format_datetime(end)})"
         )
     for name, value in (("datetime_from", datetime_from), ("datetime_to", datetime_to)):
         if value is not None and value < earliest:
             raise InvalidArgumentError(
-                f"{name} ({_show(value)}) is more than {reach} ago; the earliest the API "
-                f"accepts now is {_show(earliest)}"
+                f"{name} ({format_datetime(value)}) is more than {reach} ago; the earliest the API "
+                f"accepts now is {format_datetime(earliest)}"
             )
 
 
@@ -137,6 +134,14 @@ class Api:
         """
         self._check_function("id_list")
         if resume is not None and datetime_from is None:
+            _check_passed(
+                resume,
+                datetime_to=None if datetime_to is None else format_datetime(datetime_to),
+                sort=None if sort == "asc" else sort,
+                include_metadata=include_metadata or None,
+                page_size=None if page_size == MAX_PAGE_SIZE else page_size,
+                max_items=max_items,
+            )
             return self._resume(resume, "id_list", TaskId)
         if datetime_from is None:
             raise InvalidArgumentError("id_list needs datetime_from (or resume=)")
@@ -176,7 +181,7 @@ class Api:
             client=self._client,
             record_type=TaskId,
             state=state,
-            fix_datetime_to=fixed_now(self._client.now) if end is None else None,
+            fix_datetime_to=self._fixed_now if end is None else None,
         )
 
     def errors(
@@ -192,7 +197,8 @@ class Api:
         """Tasks that answered with an error recently, newest first.
 
         `filtered_function` keeps one function's errors (``"backlinks/live"``). The optional
-        window must lie within the last seven days; unset fields are not sent.
+        window must lie within the last seven days; `datetime_to` None means now, fixed when
+        iteration starts, so errors that arrive meanwhile cannot shift the pages.
         """
         self._check_function("errors")
         if filtered_function is not None and (
@@ -224,8 +230,27 @@ class Api:
             params["datetime_to"] = format_datetime(end)
         state = self._state("errors", params, page_size, max_items)
         if resume is not None:
-            return self._resume(resume, "errors", TaskError, expected=state)
-        return Pager(client=self._client, record_type=TaskError, state=state, fix_datetime_to=None)
+            _check_passed(
+                resume,
+                filtered_function=filtered_function,
+                datetime_from=params.get("datetime_from"),
+                datetime_to=params.get("datetime_to"),
+                page_size=None if page_size == MAX_PAGE_SIZE else page_size,
+                max_items=max_items,
+            )
+            return self._resume(resume, "errors", TaskError)
+        # The errors list grows at its head as tasks fail; a window closed now keeps the
+        # offsets stable while we page (the current specification takes datetime_to here).
+        return Pager(
+            client=self._client,
+            record_type=TaskError,
+            state=state,
+            fix_datetime_to=self._fixed_now if end is None else None,
+        )
+
+    def _fixed_now(self) -> str:
+        """The API form of the current time, for closing an open window when a stream starts."""
+        return format_datetime(self._client.now())
 
     def _state(
         self, function: str, params: dict[str, Any], page_size: int, max_items: int | None
@@ -269,6 +294,23 @@ class Api:
         return Pager(
             client=self._client, record_type=record_type, state=state, fix_datetime_to=None
         )
+
+
+def _check_passed(state: PagerState, **passed: Any) -> None:
+    """With resume=, each argument actually passed (not None) must match the saved request."""
+    saved = {
+        **state.params,
+        "page_size": state.page_size,
+        "max_items": state.max_items,
+        "sort": state.params.get("sort", "asc"),
+        "include_metadata": state.params.get("include_metadata", False),
+    }
+    for name, value in passed.items():
+        if value is not None and saved.get(name) != value:
+            raise InvalidArgumentError(
+                f"the resume state is for a different request: {name} is "
+                f"{saved.get(name)!r} there, {value!r} here"
+            )
 
 
 def _check_same_request(state: PagerState, expected: PagerState) -> None:

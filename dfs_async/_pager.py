@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
-from ._convert import format_datetime
 from ._errors import ClientClosedError
 from ._models import Page, TaskError, TaskId
 from ._pagination import PageRequest, PagerState, StreamCursor, record_key
@@ -116,11 +115,11 @@ class Pager(AsyncIterator[R], Generic[R]):
         cursor = self._start()
         driver = self._drive()
         try:
-            async for page, keys in driver:
-                for record, key in zip(page.records, keys, strict=True):
+            async for page in driver:
+                for record in page.records:
                     # Counted as delivered before the consumer gets it: a state saved while
                     # the consumer handles this record never hands it out again.
-                    cursor.consume(key)
+                    cursor.consume()
                     yield record
         finally:
             # Leaving an `async for` does not close the generator it read from: do it now,
@@ -131,41 +130,32 @@ class Pager(AsyncIterator[R], Generic[R]):
         cursor = self._start()
         driver = self._drive()
         try:
-            async for page, keys in driver:
-                for key in keys:
-                    cursor.consume(key)
+            async for page in driver:
+                for _ in page.records:
+                    cursor.consume()
                 yield page
         finally:
             await driver.aclose()
 
-    async def _drive(self) -> AsyncGenerator[tuple[Page[R], list[str]], None]:
+    async def _drive(self) -> AsyncGenerator[Page[R], None]:
         client = self._client
         client._check_open()  # fail before anything else, not at the first network call
         cursor = self._start()
-        state = cursor.state
-        path = f"/v3/{state.api}/{state.function}"
-        request = state.next_request()
-        prefetched: asyncio.Task[Reply[R]] | None = None
+        path = f"/v3/{cursor.state.api}/{cursor.state.function}"
+        request = cursor.state.next_request()
+        # Every call runs as a task the client knows of, so that aclose() can stop it wherever
+        # it waits (the limiter, a backoff, the network); the next one starts while the
+        # consumer handles the current page (pipelining).
+        call = self._call(path, request) if request is not None else None
         try:
-            while request is not None:
-                if prefetched is not None:
-                    reply = await _prefetched_reply(client, prefetched)
-                    prefetched = None
-                else:
-                    reply = await self._fetch(path, request)
+            while request is not None and call is not None:
+                reply = await _reply(client, call)
                 keys = [record_key(record) for record in reply.records]
-                keep = cursor.begin_page(request, reply.received, keys)
-                records = tuple(r for r, new in zip(reply.records, keep, strict=True) if new)
-                new_keys = [k for k, new in zip(keys, keep, strict=True) if new]
-                if reply.nulls:
-                    logger.warning(
-                        "%s offset=%d: %d null entries in result, skipped",
-                        path,
-                        request.offset,
-                        reply.nulls,
-                    )
+                records, _ = cursor.begin_page(
+                    request, reply.received, reply.records, keys, reply.positions
+                )
                 page = Page(
-                    records=records,
+                    records=tuple(records),
                     offset=request.offset,
                     limit=request.limit,
                     received=reply.received,
@@ -174,42 +164,49 @@ class Pager(AsyncIterator[R], Generic[R]):
                     cost=reply.cost,
                     time=reply.time,
                 )
-                if page.duplicates:
-                    logger.info(
-                        "%s offset=%d: dropped %d records already yielded (the list shifted)",
-                        path,
-                        request.offset,
-                        page.duplicates,
-                    )
+                _log_page(path, page, reply.nulls)
                 request = cursor.next_request_after_page()
+                call = None
                 if request is not None and client.prefetch:
-                    # Pipelining: the next page is on its way while the consumer handles this one.
-                    prefetched = client._spawn(self._fetch(path, request))
-                yield page, new_keys
+                    call = self._call(path, request)
+                yield page
                 cursor.end_page()
+                if request is not None and call is None:
+                    call = self._call(path, request)
         finally:
-            if prefetched is not None:
-                prefetched.cancel()
-                await asyncio.gather(prefetched, return_exceptions=True)
+            if call is not None:
+                call.cancel()
+                await asyncio.gather(call, return_exceptions=True)
 
-    def _fetch(self, path: str, request: PageRequest) -> Coroutine[Any, Any, Reply[R]]:
-        state = self._start().state
-        task = {**state.params, "limit": request.limit, "offset": request.offset}
-        return self._client._fetch(path, task, self._record_type)
+    def _call(self, path: str, request: PageRequest) -> asyncio.Task[Reply[R]]:
+        params = self._start().state.params
+        task = {**params, "limit": request.limit, "offset": request.offset}
+        return self._client._spawn(self._client._fetch(path, task, self._record_type))
 
 
-async def _prefetched_reply(client: Client, task: asyncio.Task[Reply[R]]) -> Reply[R]:
-    """Await a prefetched page; if `aclose()` cancelled it, say so instead of CancelledError."""
+def _log_page(path: str, page: Page[Any], nulls: int) -> None:
+    if nulls:
+        logger.warning("%s offset=%d: %d null entries in result, skipped", path, page.offset, nulls)
+    if page.duplicates:
+        logger.info(
+            "%s offset=%d: dropped %d records already yielded (the list shifted)",
+            path,
+            page.offset,
+            page.duplicates,
+        )
+
+
+async def _reply(client: Client, call: asyncio.Task[Reply[R]]) -> Reply[R]:
+    """Await a call's task; if `aclose()` cancelled it, say so instead of CancelledError."""
     try:
-        return await task
+        return await call
     except asyncio.CancelledError:
+        # Our own task being cancelled must stay a cancellation; only a call that aclose()
+        # cancelled under a running consumer becomes ClientClosedError. (Python 3.10 has no
+        # Task.cancelling(): there a cancellation coinciding with aclose() reads as closed.)
         current = asyncio.current_task()
-        ours = current is not None and getattr(current, "cancelling", lambda: 0)() > 0
-        if client.closed and task.cancelled() and not ours:
+        cancelling = getattr(current, "cancelling", None)
+        ours = cancelling is not None and cancelling() > 0
+        if client.closed and call.cancelled() and not ours:
             raise ClientClosedError("the client was closed while this stream was running") from None
         raise
-
-
-def fixed_now(now: Callable[[], Any]) -> Callable[[], str]:
-    """A function giving the API form of the current time, for fixing open-ended windows."""
-    return lambda: format_datetime(now())

@@ -5,24 +5,28 @@ No I/O here; the client's pager drives these functions with the replies it gets.
 Strategy:
 - A stream is ``offset``/``limit`` paging over a list the server may change while we page.
   Offsets advance by what the page held; a page shorter than asked for is the last one, so
-  N records cost ``N // page_size + 1`` calls and never an extra empty call. With `max_items`,
-  the last request asks only for what is still missing.
+  N records cost ``N // page_size + 1`` calls and no call follows a short page. With
+  `max_items`, the last request asks only for what is still missing, and never more than
+  `max_items` records are yielded.
 - Records inserted at the head between two calls (errors arrive newest first, a ``desc``
-  id_list grows at the head) push records already yielded onto the next page. Every record
+  id_list grows at the head) push records already received onto the next page. Every record
   has a key (a task's ``id``; for an errors entry, a digest of all its fields, since one task
-  id may fail several times). A record whose key was among the keys of the previous page is
-  dropped as overlap. The window of remembered keys is one page, so a shift of up to
-  `page_size` records between two consecutive calls is absorbed.
-- The resume state records the position at a page boundary plus the keys already yielded from
-  the page in progress ("pending"), so a stream cut anywhere resumes without loss or
-  repetition: the page is asked again and the pending records are dropped wherever they show.
+  id may fail several times). A record whose key is among the last `page_size` keys received,
+  in list order, is dropped as overlap. That absorbs as many new records between two calls as
+  the previous call asked for, with one page of keys held however long the stream. So a list
+  that may grow at its head (or has been seen to) is always asked for in full pages, even
+  near `max_items` (records past it are not yielded): a short request would let the list
+  outrun the offsets.
+- The position is always a place in the list: after a whole page, or, for a stop mid-page,
+  just after the last record handed over, as if the page had ended there. Resuming from it is
+  the same as asking for the next page, so the same overlap rule covers it.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -30,10 +34,13 @@ from ._models import TaskError, TaskId
 
 __all__ = ["PageRequest", "PagerState", "StreamCursor", "record_key"]
 
+R = TypeVar("R")
+
 STATE_VERSION = 1
+MAX_PAGE_SIZE = 1000
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class PageRequest:
     """One call's position: ``offset`` and ``limit`` to add to the fixed parameters."""
 
@@ -79,12 +86,11 @@ class PagerState:
     offset: int
     #: Records yielded so far.
     yielded: int
-    #: Keys of records already received at or just before `offset` (overlap detection).
+    #: Keys of the last `page_size` records before `offset`, in list order (overlap).
     seen: tuple[str, ...]
-    #: Keys yielded from the page at `offset` before a stop mid-page. Those records come
-    #: again (perhaps shifted further on); each is dropped when it does, and the pages ask
-    #: for that many more records meanwhile.
-    pending: tuple[str, ...] = ()
+    #: Whether the list may grow at its head while we page (errors, a ``desc`` id_list), or
+    #: has been seen to: pages are then always asked for in full, so the offsets keep pace.
+    head_grows: bool = False
     done: bool = False
 
     def next_request(self) -> PageRequest | None:
@@ -93,9 +99,11 @@ class PagerState:
             return None
         limit = self.page_size
         if self.max_items is not None:
-            limit = min(limit, self.max_items - self.yielded + len(self.pending))
-            if limit <= 0:
+            missing = self.max_items - self.yielded
+            if missing <= 0:
                 return None
+            if not self.head_grows:
+                limit = min(limit, missing)
         return PageRequest(offset=self.offset, limit=limit)
 
     def to_json(self) -> dict[str, Any]:
@@ -110,7 +118,7 @@ class PagerState:
             "offset": self.offset,
             "yielded": self.yielded,
             "seen": list(self.seen),
-            "pending": list(self.pending),
+            "head_grows": self.head_grows,
             "done": self.done,
         }
 
@@ -133,7 +141,7 @@ class PagerState:
             "offset": int,
             "yielded": int,
             "seen": list,
-            "pending": list,
+            "head_grows": bool,
             "done": bool,
         }
         for name, kind in expected.items():
@@ -141,9 +149,16 @@ class PagerState:
                 kind is int and isinstance(data.get(name), bool)
             ):
                 raise ValueError(f"resume state field {name!r} is missing or of the wrong type")
-        for name in ("seen", "pending"):
-            if not all(isinstance(key, str) for key in data[name]):
-                raise ValueError(f"resume state field {name!r} must hold strings")
+        if not all(isinstance(key, str) for key in data["seen"]):
+            raise ValueError("resume state field 'seen' must hold strings")
+        page_size, max_items = data["page_size"], data["max_items"]
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"resume state field 'page_size' must be 1..{MAX_PAGE_SIZE}")
+        if max_items is not None and max_items < 1:
+            raise ValueError("resume state field 'max_items' must be at least 1")
+        for name in ("offset", "yielded"):
+            if data[name] < 0:
+                raise ValueError(f"resume state field {name!r} must not be negative")
         return cls(
             api=data["api"],
             function=data["function"],
@@ -153,7 +168,7 @@ class PagerState:
             offset=data["offset"],
             yielded=data["yielded"],
             seen=tuple(data["seen"]),
-            pending=tuple(data["pending"]),
+            head_grows=data["head_grows"],
             done=data["done"],
         )
 
@@ -162,50 +177,70 @@ class PagerState:
 class StreamCursor:
     """The mutable progress of one stream, advanced page by page and record by record.
 
-    `begin_page` takes a page's keys and says which records are new; `consume` is called as
-    each new record reaches the consumer; `end_page` moves past the page; `snapshot` gives
-    the position at any moment.
+    `begin_page` takes a page and returns its new records; `consume` is called as each of them
+    reaches the consumer; `end_page` moves past the page; `snapshot` gives the position at any
+    moment.
     """
 
     state: PagerState
     _request: PageRequest | None = None
-    _keys: Sequence[str] = ()
     _received: int = 0
-    _kept: int = 0
-    _consumed: list[str] = attrs.field(factory=list)
+    _keys: Sequence[str] = ()
+    #: For each record of the page, its place in the server's result list (nulls count).
+    _positions: Sequence[int] = ()
+    #: For each new record, its index among the page's records.
+    _kept: list[int] = attrs.field(factory=list)
+    _consumed: int = 0
 
-    def begin_page(self, request: PageRequest, received: int, keys: Sequence[str]) -> list[bool]:
-        """Register a page; returns, per record, whether it is new (to be yielded)."""
-        known = frozenset(self.state.seen).union(self.state.pending)
-        keep = [key not in known for key in keys]
+    def begin_page(
+        self,
+        request: PageRequest,
+        received: int,
+        records: Sequence[R],
+        keys: Sequence[str],
+        positions: Sequence[int] | None = None,
+    ) -> tuple[list[R], list[str]]:
+        """Register a page; returns its new records (overlap dropped) and their keys."""
+        known = frozenset(self.state.seen)
+        kept = [index for index, key in enumerate(keys) if key not in known]
+        if self.state.max_items is not None:
+            del kept[self.state.max_items - self.state.yielded :]
         self._request = request
-        self._keys = keys
         self._received = received
-        self._kept = sum(keep)
-        self._consumed = []
-        return keep
+        self._keys = keys
+        self._positions = positions if positions is not None else range(len(keys))
+        self._kept = kept
+        self._consumed = 0
+        return [records[index] for index in kept], [keys[index] for index in kept]
 
-    def consume(self, key: str) -> None:
-        """One new record of the current page has been handed to the consumer."""
-        self._consumed.append(key)
+    def consume(self) -> None:
+        """The next new record of the current page has been handed to the consumer."""
+        self._consumed += 1
 
     def end_page(self) -> PagerState:
         """The whole page has been handed over: move the position past it."""
         self.state = self._after_page()
         self._request = None
-        self._consumed = []
+        self._consumed = 0
         return self.state
 
     def snapshot(self) -> PagerState:
-        """The position now; mid-page, the page is asked again and what was yielded is skipped."""
-        if self._request is None or not self._consumed:
+        """The position now: after the last record handed over."""
+        request = self._request
+        if request is None or self._consumed == 0:
             return self.state
-        if len(self._consumed) == self._kept:
+        if self._consumed == len(self._kept):
             return self._after_page()  # all handed over: no need to ask for this page again
+        # Stopped mid-page: the position is just after the last record handed over, as if
+        # the page had ended there (records dropped as overlap before it included).
+        last = self._kept[self._consumed - 1]
+        dropped_before = last + 1 - self._consumed
         return attrs.evolve(
             self.state,
-            yielded=self.state.yielded + len(self._consumed),
-            pending=(*self.state.pending, *self._consumed),
+            offset=request.offset + self._positions[last] + 1,
+            yielded=self.state.yielded + self._consumed,
+            seen=_last_keys(self.state.seen, self._keys[: last + 1], self.state.page_size),
+            head_grows=self.state.head_grows or dropped_before > 0,
         )
 
     def next_request_after_page(self) -> PageRequest | None:
@@ -216,21 +251,23 @@ class StreamCursor:
         request = self._request
         if request is None:
             return self.state
-        yielded = self.state.yielded + self._kept
-        received = frozenset(self._keys)
+        yielded = self.state.yielded + len(self._kept)
         return attrs.evolve(
             self.state,
             offset=request.offset + self._received,
             yielded=yielded,
             seen=_last_keys(self.state.seen, self._keys, self.state.page_size),
-            pending=tuple(key for key in self.state.pending if key not in received),
+            head_grows=self.state.head_grows or len(self._kept) < len(self._keys),
             done=self._received < request.limit
             or (self.state.max_items is not None and yielded >= self.state.max_items),
         )
 
 
 def _last_keys(old: Sequence[str], new: Sequence[str], size: int) -> tuple[str, ...]:
-    """The last `size` distinct keys of `old` then `new`, in the order received."""
-    # A key seen again keeps its latest place (a resumed page repeats the keys it replays).
+    """The keys of the last `size` places before the new offset, in list order.
+
+    A key of `old` that `new` holds again has moved (the list shifted): it keeps only its
+    new place, as the list has it now.
+    """
     latest = dict.fromkeys(reversed([*old, *new]))
     return tuple(reversed(list(latest)[:size]))

@@ -24,7 +24,6 @@ from ._errors import (
     InvalidRequestError,
     MalformedResponseError,
     RateLimitedError,
-    RequestTimeoutError,
     ServerError,
     TransportError,
     excerpt,
@@ -58,11 +57,11 @@ class Reply(Generic[R]):
     received: int
     #: ``null`` entries in ``result``: counted for paging, never yielded.
     nulls: int
+    #: Where each record stood in ``result`` when there were nulls (else ``None``: in order).
+    positions: list[int] | None
     task_id: str | None
     cost: float | None
     time: str | None
-    #: ``X-RateLimit-Remaining`` when the server sends it (it usually does not).
-    remaining: int | None
 
 
 def _error_class(code: int) -> type[APIError]:
@@ -78,19 +77,23 @@ def _error_class(code: int) -> type[APIError]:
 
 
 def api_error(code: int | None, message: str, *, http_status: int, endpoint: str) -> APIError:
-    """The exception for a DataForSEO status code (or, with `code` None, an HTTP status)."""
-    if code is None:
-        if http_status in (401, 402):
-            cls: type[APIError] = AuthenticationError
-        elif http_status == 429:
-            cls = RateLimitedError
-        elif http_status >= 500:
-            cls = ServerError
-        else:
-            cls = InvalidRequestError
-    else:
+    """The exception for an error reply: by the HTTP status when it is not 200, else the code."""
+    if http_status == 200 and code is not None:
         cls = _error_class(code)
+    elif http_status in (401, 402):
+        cls = AuthenticationError
+    elif http_status == 429:
+        cls = RateLimitedError
+    elif http_status >= 500:
+        cls = ServerError
+    else:
+        cls = InvalidRequestError
     return cls(status_code=code, status_message=message, http_status=http_status, endpoint=endpoint)
+
+
+def _own_code(code: int | None) -> int | None:
+    """A DataForSEO error code (5 digits, 10000-60000), not a gateway's echo of the status."""
+    return code if code is not None and 10000 <= code <= 60000 and code != OK else None
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -99,7 +102,6 @@ def is_transient(exc: BaseException) -> bool:
         exc,
         (
             TransportError,
-            RequestTimeoutError,
             MalformedResponseError,
             RateLimitedError,
             ServerError,
@@ -116,16 +118,6 @@ def _status(obj: Mapping[str, Any]) -> tuple[int | None, str]:
     )
 
 
-def _remaining(headers: Mapping[str, str]) -> int | None:
-    value = headers.get("X-RateLimit-Remaining")
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None  # a header we cannot read is a header we do not depend on
-
-
 def parse_reply(
     *,
     endpoint: str,
@@ -135,15 +127,20 @@ def parse_reply(
     record_type: type[R],
 ) -> Reply[R]:
     """Turn one HTTP reply into a page of records, or raise the error it reports."""
-    text = body.decode("utf-8", errors="replace")
     try:
-        envelope = json.loads(text)
-    except ValueError:
-        envelope = None
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = body.decode("utf-8", errors="replace")
+        envelope = None  # a body that is not UTF-8 is not the API's JSON
+    else:
+        try:
+            envelope = json.loads(text)
+        except ValueError:
+            envelope = None
     if http_status != 200:
         code, message = _status(envelope) if isinstance(envelope, dict) else (None, "")
         raise api_error(
-            code,
+            _own_code(code),
             message or f"HTTP {http_status}: {excerpt(text)!r}",
             http_status=http_status,
             endpoint=endpoint,
@@ -226,10 +223,12 @@ def _page(
         records=records,
         received=len(result),
         nulls=len(result) - len(items),
+        positions=[i for i, item in enumerate(result) if item is not None]
+        if len(items) < len(result)
+        else None,
         task_id=task_id if isinstance(task_id, str) else None,
         cost=float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
         time=time if isinstance(time, str) else None,
-        remaining=_remaining(headers),
     )
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import weakref
 from collections import deque
 from typing import Protocol
 
@@ -39,6 +40,7 @@ __all__ = [
     "Permit",
     "RateLimit",
     "SlidingWindow",
+    "default_backend",
 ]
 
 
@@ -110,8 +112,8 @@ class SlidingWindow:
             return None
         return self._stamps[index] + self.period - now
 
-    def start(self, now: float) -> None:
-        """A call starts now (the caller checked `delay(now) == 0`)."""
+    def start(self) -> None:
+        """A call starts (the caller checked that `delay(now)` is 0)."""
         self._in_flight += 1
 
     def finish(self, now: float) -> None:
@@ -133,7 +135,7 @@ class SlidingWindow:
             stamps.popleft()
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class Permit:
     """One call's slot, from `Limiter.acquire` until `Limiter.release`."""
 
@@ -191,7 +193,7 @@ class LocalLimiter:
                 now = loop.time()
                 delay = self.window.delay(now)
                 if delay == 0.0:
-                    self.window.start(now)
+                    self.window.start()
                     return Permit(waited=loop.time() - started)
                 if delay is None:
                     # Every slot is held by a call in flight: wait for one to finish.
@@ -209,13 +211,27 @@ class LocalLimiter:
 
 
 class LocalBackend:
-    """In-process limiters: one per key, shared by everything in this process using it."""
+    """In-process limiters: one per key and rate, shared by everything using this backend.
+
+    asyncio primitives belong to one event loop, so each loop has its own set.
+    """
 
     def __init__(self) -> None:
-        self._limiters: dict[str, LocalLimiter] = {}
+        self._limiters: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, RateLimit], LocalLimiter]
+        ] = weakref.WeakKeyDictionary()
 
     def limiter(self, key: str, rate: RateLimit) -> LocalLimiter:
-        found = self._limiters.get(key)
+        mine = self._limiters.setdefault(asyncio.get_running_loop(), {})
+        found = mine.get((key, rate))
         if found is None:
-            found = self._limiters[key] = LocalLimiter(rate)
+            found = mine[key, rate] = LocalLimiter(rate)
         return found
+
+
+_DEFAULT = LocalBackend()
+
+
+def default_backend() -> LocalBackend:
+    """The process-wide backend that clients use unless given another."""
+    return _DEFAULT

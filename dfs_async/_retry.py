@@ -51,7 +51,3 @@ class Retry:
         """The wait after failed try number `attempt` (1-based), for a `draw` in [0, 1)."""
         bound = min(self.maximum, self.initial * self.multiplier ** (attempt - 1))
         return draw * bound
-
-
-#: No retries at all: the first failure is raised.
-NO_RETRY = Retry(attempts=1)

@@ -10,9 +10,32 @@ from collections.abc import Mapping
 
 import aiohttp
 
-from ._errors import RequestTimeoutError, TransportError
+from ._errors import ClientClosedError, RequestTimeoutError, TransportError
 
-__all__ = ["new_session", "post"]
+__all__ = ["Secret", "new_session", "post"]
+
+_USER_AGENT = "dfs-async"
+
+
+class Secret:
+    """Holds the Authorization header value; its repr and str never show it.
+
+    It is revealed only inside `post`, straight into the request, so no caller's frame holds
+    the token (a traceback printed with local variables shows `<secret>`).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
 
 
 def new_session() -> aiohttp.ClientSession:
@@ -31,16 +54,22 @@ async def post(
     url: str,
     body: bytes,
     *,
-    headers: Mapping[str, str],
+    authorization: Secret,
     timeout: float,
     endpoint: str,
 ) -> tuple[int, Mapping[str, str], bytes]:
     """POST `body`; the whole reply is read before returning, so the connection is released."""
+    if session.closed:
+        raise ClientClosedError("the aiohttp session given to the client is closed")
     try:
         async with session.post(
             url,
             data=body,
-            headers=headers,
+            headers={
+                "Authorization": authorization.reveal(),
+                "Content-Type": "application/json",
+                "User-Agent": _USER_AGENT,
+            },
             timeout=aiohttp.ClientTimeout(total=timeout),
             # The API never redirects a POST; following one could send the credentials elsewhere.
             allow_redirects=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +14,10 @@ from dfs_async import PagerState, TaskError, TaskId
 from dfs_async._pagination import PageRequest, StreamCursor, record_key
 
 UTC = timezone.utc
+
+
+def page(offset: int, limit: int) -> PageRequest:
+    return PageRequest(offset=offset, limit=limit)
 
 
 def fresh(page_size: int = 1000, max_items: int | None = None) -> PagerState:
@@ -51,27 +56,29 @@ def stream(
     *,
     stop_after: int | None = None,
 ) -> tuple[list[str], int]:
-    """Drive a cursor like the pager does; returns (yielded keys, calls made)."""
+    """Drive a cursor like the pager does; returns (yielded keys, calls made).
+
+    Before each call but the first, the list grows at its head by inserts[n], capped at how
+    far the previous call moved the position (the documented limit of overlap detection).
+    """
     out: list[str] = []
     calls = 0
+    advance = 0
     request = cursor.state.next_request()
-    received = 0
     while request is not None:
         if 0 < calls <= len(inserts):
-            # The list grows between two calls, by at most what the last page held.
-            server.insert_head(min(inserts[calls - 1], received))
+            server.insert_head(min(inserts[calls - 1], advance))
         keys = server.page(request)
-        received = len(keys)
         calls += 1
-        keep = cursor.begin_page(request, len(keys), keys)
-        for key, new in zip(keys, keep, strict=True):
-            if new:
-                if stop_after is not None and len(out) == stop_after:
-                    return out, calls
-                cursor.consume(key)
-                out.append(key)
+        _, new = cursor.begin_page(request, len(keys), keys, keys)
+        for key in new:
+            if stop_after is not None and len(out) == stop_after:
+                return out, calls
+            cursor.consume()
+            out.append(key)
         request = cursor.next_request_after_page()
         cursor.end_page()
+        advance = len(keys)
     return out, calls
 
 
@@ -93,11 +100,11 @@ def test_offsets_step_by_the_page_size() -> None:
     sizes = iter([1000, 1000, 500])
     while request is not None:
         seen.append(request)
-        size = next(sizes)
-        cursor.begin_page(request, size, [f"{request.offset}-{i}" for i in range(size)])
+        keys = [f"{request.offset}-{i}" for i in range(next(sizes))]
+        cursor.begin_page(request, len(keys), keys, keys)
         request = cursor.next_request_after_page()
         cursor.end_page()
-    assert seen == [PageRequest(0, 1000), PageRequest(1000, 1000), PageRequest(2000, 1000)]
+    assert seen == [page(0, 1000), page(1000, 1000), page(2000, 1000)]
 
 
 def test_max_items_asks_the_last_page_only_for_what_is_missing() -> None:
@@ -109,12 +116,12 @@ def test_max_items_asks_the_last_page_only_for_what_is_missing() -> None:
     while request is not None:
         requests.append(request)
         keys = server.page(request)
-        cursor.begin_page(request, len(keys), keys)
-        for key in keys:
-            cursor.consume(key)
+        _, new = cursor.begin_page(request, len(keys), keys, keys)
+        for _ in new:
+            cursor.consume()
         request = cursor.next_request_after_page()
         cursor.end_page()
-    assert requests == [PageRequest(0, 1000), PageRequest(1000, 1000), PageRequest(2000, 500)]
+    assert requests == [page(0, 1000), page(1000, 1000), page(2000, 500)]
     assert cursor.state.yielded == 2500
     assert cursor.state.done
 
@@ -167,7 +174,7 @@ def test_state_round_trips_through_json() -> None:
         offset=1500,
         yielded=1490,
         seen=("a", "b"),
-        pending=("c",),
+        head_grows=True,
         done=False,
     )
     text = json.dumps(state.to_json())
@@ -181,6 +188,9 @@ def test_state_round_trips_through_json() -> None:
         ({"offset": "10"}, "resume state field 'offset' is missing or of the wrong type"),
         ({"offset": True}, "resume state field 'offset' is missing or of the wrong type"),
         ({"seen": [1]}, "resume state field 'seen' must hold strings"),
+        ({"page_size": 0}, "resume state field 'page_size' must be 1..1000"),
+        ({"max_items": 0}, "resume state field 'max_items' must be at least 1"),
+        ({"offset": -1}, "resume state field 'offset' must not be negative"),
     ],
 )
 def test_bad_state_is_refused_with_the_field_named(change: dict[str, object], message: str) -> None:
@@ -190,31 +200,58 @@ def test_bad_state_is_refused_with_the_field_named(change: dict[str, object], me
         PagerState.from_json(data)
 
 
-def test_snapshot_after_every_record_handed_over_skips_the_page() -> None:
-    """Once the whole page is consumed, the state points past it: no call is repeated."""
-    cursor = StreamCursor(fresh(page_size=3))
-    request = PageRequest(0, 3)
-    cursor.begin_page(request, 3, ["a", "b", "c"])
-    for key in ("a", "b"):
-        cursor.consume(key)
+def test_snapshot_mid_page_is_just_after_the_last_record_handed_over() -> None:
+    """Stopped mid-page, the position is after the last record handed over, dups included."""
+    cursor = StreamCursor(fresh(page_size=4))
+    cursor.begin_page(page(0, 4), 4, ["a", "b", "c", "d"], ["a", "b", "c", "d"])
+    cursor.end_page()
+    _, new = cursor.begin_page(page(4, 4), 4, ["c", "d", "e", "f"], ["c", "d", "e", "f"])
+    assert new == ["e", "f"]
+    cursor.consume()
     mid = cursor.snapshot()
-    assert (mid.offset, mid.yielded, mid.pending, mid.seen) == (0, 2, ("a", "b"), ())
-    assert mid.next_request() == PageRequest(0, 3)
-    cursor.consume("c")
+    assert (mid.offset, mid.yielded, mid.seen, mid.head_grows) == (
+        7,
+        5,
+        ("a", "b", "c", "d", "e")[-4:],
+        True,
+    )
+    assert mid.next_request() == page(7, 4)
+    cursor.consume()
     assert cursor.snapshot() == cursor.end_page()
-    assert cursor.state.seen == ("a", "b", "c")
-    assert cursor.state.offset == 3
+    assert (cursor.state.offset, cursor.state.seen) == (8, ("c", "d", "e", "f"))
 
 
-def test_overlap_window_spans_short_pages() -> None:
-    """The remembered keys are the last page_size received, even across smaller pages."""
+def test_nulls_count_as_places_in_the_list() -> None:
+    """A null entry (no record) still takes a place: the offset moves past it."""
+    cursor = StreamCursor(fresh(page_size=4))
+    cursor.begin_page(page(0, 4), 4, ["a", "b", "c"], ["a", "b", "c"], positions=[0, 2, 3])
+    cursor.consume()
+    cursor.consume()
+    assert cursor.snapshot().offset == 3
+
+
+def test_max_items_caps_the_records_even_when_pages_are_full() -> None:
+    """A list seen to shift is asked in full pages; records past max_items are not yielded."""
+    cursor = StreamCursor(attrs.evolve(fresh(page_size=5, max_items=7), head_grows=True))
+    assert cursor.state.next_request() == page(0, 5)
+    cursor.begin_page(page(0, 5), 5, list("abcde"), list("abcde"))
+    assert cursor.next_request_after_page() == page(5, 5)
+    cursor.end_page()
+    _, new = cursor.begin_page(page(5, 5), 5, list("fghij"), list("fghij"))
+    assert new == ["f", "g"]
+    assert cursor.end_page().done
+
+
+def test_overlap_window_follows_the_list_order() -> None:
+    """Keys that came again take their new place; the window is the last page_size places."""
     cursor = StreamCursor(fresh(page_size=3, max_items=5))
-    cursor.begin_page(PageRequest(0, 3), 3, ["a", "b", "c"])
+    cursor.begin_page(page(0, 3), 3, ["a", "b", "c"], ["a", "b", "c"])
     cursor.end_page()
-    assert cursor.begin_page(PageRequest(3, 2), 2, ["b", "c"]) == [False, False]
-    cursor.end_page()
-    assert cursor.state.seen == ("a", "b", "c")
-    assert cursor.state.next_request() == PageRequest(5, 2)
+    assert cursor.begin_page(page(3, 2), 2, ["b", "c"], ["b", "c"])[1] == []
+    state = cursor.end_page()
+    assert state.seen == ("a", "b", "c")
+    assert state.head_grows
+    assert state.next_request() == page(5, 3)
 
 
 @settings(max_examples=300, deadline=None)

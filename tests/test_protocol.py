@@ -277,3 +277,40 @@ def test_datetimes_format_in_the_request_form() -> None:
     """Requests carry 'YYYY-MM-DD HH:MM:SS +00:00', converted to UTC, seconds only."""
     moment = datetime(2026, 11, 1, 2, 3, 4, 567, tzinfo=timezone(timedelta(hours=2)))
     assert format_datetime(moment) == "2026-11-01 00:03:04 +00:00"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "code"),
+    [
+        (503, {"status_code": 503, "status_message": "Service Unavailable"}, "ServerError", None),
+        (
+            429,
+            {"status_code": 429, "status_message": "Too Many Requests"},
+            "RateLimitedError",
+            None,
+        ),
+        (502, {"status_code": 20000, "status_message": "Ok."}, "ServerError", None),
+        (500, {"status_code": 40501, "status_message": "Invalid Field."}, "ServerError", 40501),
+        (
+            401,
+            {"status_code": 40100, "status_message": "Not authorized."},
+            "AuthenticationError",
+            40100,
+        ),
+    ],
+)
+def test_http_status_decides_the_class_even_with_a_json_body(
+    status: int, body: dict[str, Any], error: str, code: int | None
+) -> None:
+    """A gateway's JSON on a 5xx/429 cannot turn a retryable reply into a permanent one."""
+    with pytest.raises(dfs_async.APIError) as info:
+        reply(body, status=status)
+    assert type(info.value).__name__ == error
+    assert info.value.status_code == code
+    assert is_transient(info.value) is (status >= 429 and status != 401)
+
+
+def test_body_that_is_not_utf8_is_malformed() -> None:
+    """Invalid UTF-8 is not silently replaced: the reply is malformed (and retried)."""
+    with pytest.raises(dfs_async.MalformedResponseError):
+        reply(b'{"status_code": 20000, "x": "\xff"}')

@@ -7,6 +7,7 @@ import asyncio
 import aiolimiter
 import pytest
 
+import dfs_async
 from dfs_async import RateLimit
 from dfs_async._ratelimit import LocalBackend, LocalLimiter, SlidingWindow
 
@@ -25,7 +26,7 @@ def test_window_allows_a_full_burst_then_waits_for_the_oldest_stamp() -> None:
     window = SlidingWindow(10, 60.0)
     for _ in range(10):
         assert window.delay(0.0) == 0.0
-        window.start(0.0)
+        window.start()
         window.finish(0.5)
     assert window.delay(1.0) == pytest.approx(59.5)
     assert window.delay(60.5) == 0.0
@@ -34,8 +35,8 @@ def test_window_allows_a_full_burst_then_waits_for_the_oldest_stamp() -> None:
 def test_calls_in_flight_hold_slots_until_they_finish() -> None:
     """With every slot held by a call in flight, the delay is unknown (None)."""
     window = SlidingWindow(2, 60.0)
-    window.start(0.0)
-    window.start(0.0)
+    window.start()
+    window.start()
     assert window.delay(0.0) is None
     window.finish(3.0)
     assert window.delay(3.0) == pytest.approx(60.0)
@@ -45,7 +46,7 @@ def test_calls_in_flight_hold_slots_until_they_finish() -> None:
 def test_stamp_is_the_reply_time_not_the_send_time() -> None:
     """A slow reply pushes the next window: the stamp is when the reply arrived."""
     window = SlidingWindow(1, 60.0)
-    window.start(0.0)
+    window.start()
     window.finish(10.0)
     assert window.delay(60.0) == pytest.approx(10.0)
     assert window.delay(70.0) == 0.0
@@ -191,10 +192,23 @@ async def test_burst_smooths_with_aiolimiter_under_the_same_cap() -> None:
     assert max_in_window(sends, 60.0) <= 10
 
 
-def test_local_backend_gives_one_limiter_per_key() -> None:
-    """The same key gets the same limiter; another key another one."""
+async def test_local_backend_gives_one_limiter_per_key() -> None:
+    """The same key and rate get the same limiter; another key or rate another one."""
     backend = LocalBackend()
     rate = RateLimit()
     first = backend.limiter("a:/v3/backlinks/id_list", rate)
     assert backend.limiter("a:/v3/backlinks/id_list", rate) is first
+    assert backend.limiter("a:/v3/backlinks/id_list", RateLimit(calls=5)) is not first
     assert backend.limiter("a:/v3/backlinks/errors", rate) is not first
+
+
+async def test_clients_of_one_account_share_the_default_limiter() -> None:
+    """Two clients with one login in one process share a limiter: 10 a minute together."""
+    async with (
+        dfs_async.Client("same@example.com", "pw") as one,
+        dfs_async.Client("same@example.com", "pw") as two,
+        dfs_async.Client("other@example.com", "pw") as three,
+    ):
+        path = "/v3/backlinks/id_list"
+        assert one._limiter(path) is two._limiter(path)
+        assert one._limiter(path) is not three._limiter(path)

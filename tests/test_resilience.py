@@ -166,16 +166,17 @@ async def test_retries_are_bounded_by_attempts(
 
 @pytest.mark.looptime
 async def test_retries_are_bounded_by_the_deadline(emu: Emulator) -> None:
-    """With a 5 s deadline, slow failures stop before the attempts run out."""
+    """With a 5 s deadline, slow failures stop long before the attempts run out."""
     emu.script({n: Fault.delay(3.0) for n in range(1, 10)})
     retry = dfs_async.Retry(attempts=10, deadline=5.0, initial=1.0, maximum=1.0)
     async with client_for(emu, retry=retry, timeout=2.0) as client:
         with pytest.raises(dfs_async.RequestTimeoutError, match="no reply within 2 s"):
             await stream_ids(client)
-    # Tries at 0 s and ~2.1 s time out at 2 s each; the third starts before 5 s, the next
-    # wait would cross the deadline, so it gives up there.
-    assert len(emu.requests) == 3
-    assert emu.requests[-1].time < 5.0
+    # The first try times out at 2 s; a call with no reply may still be counted by the server
+    # later, so the endpoint pauses a period; the second try (at 62 s) times out too and the
+    # deadline, which counts that wait, has passed.
+    assert len(emu.requests) == 2
+    assert emu.requests[1].time == pytest.approx(62.0)
 
 
 @pytest.mark.looptime
@@ -361,3 +362,106 @@ async def test_redirects_are_not_followed_so_credentials_stay_home() -> None:
             await runner.cleanup()
     assert info.value.http_status == 307
     assert seen == []
+
+
+@pytest.mark.looptime
+async def test_aclose_stops_a_stream_waiting_for_the_limiter_at_once(emu: Emulator) -> None:
+    """A stream waiting for its slot stops with ClientClosedError when the client closes."""
+    client = client_for(emu, rate_limit=dfs_async.RateLimit(calls=1, period=60.0))
+    first = await stream_ids(client, max_items=1)
+    consumer = asyncio.create_task(stream_ids(client))
+    await asyncio.sleep(0.5)
+    loop = asyncio.get_running_loop()
+    closed_at = loop.time()
+    await client.aclose()
+    with pytest.raises(dfs_async.ClientClosedError):
+        await consumer
+    assert loop.time() - closed_at < 1.0
+    assert len(first) == 1
+    assert len(emu.requests) == 1
+    assert client.stats.calls == 1
+
+
+class ReleaseFails:
+    """A limiter backend whose release always fails, as a broken shared store would."""
+
+    def limiter(self, key: str, rate: dfs_async.RateLimit) -> ReleaseFails:
+        return self
+
+    async def acquire(self) -> dfs_async.Permit:
+        return dfs_async.Permit(waited=0.0)
+
+    async def release(self, permit: dfs_async.Permit) -> None:
+        raise ConnectionError("the limiter's store went away")
+
+    async def pause(self) -> None:
+        """Nothing to pause."""
+
+
+async def test_a_failing_limiter_release_does_not_cost_the_page(
+    emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The page already read is kept; the limiter's trouble is logged."""
+    async with client_for(emu, limiter=ReleaseFails()) as client:
+        got = await stream_ids(client)
+    assert len(got) == 2500
+    assert "rate limiter could not record a call: ConnectionError" in caplog.text
+
+
+async def test_token_is_not_in_a_traceback_with_local_variables(emu: Emulator) -> None:
+    """Formatting a failure with locals (as error trackers do) shows no token."""
+    emu.inject(1, Fault.http_status(404))
+    async with client_for(emu) as client:
+        with pytest.raises(dfs_async.InvalidRequestError) as info:
+            await stream_ids(client)
+    text = "".join(
+        traceback.TracebackException.from_exception(info.value, capture_locals=True).format()
+    )
+    token = base64.b64encode(f"{LOGIN}:{PASSWORD}".encode()).decode()
+    assert "in _fetch" in text  # the client's frames, with their locals, are in the text
+    assert token not in text
+    assert PASSWORD not in text
+
+
+def test_bad_base_url_with_credentials_does_not_echo_them() -> None:
+    """A URL carrying a password is refused without repeating it."""
+    with pytest.raises(dfs_async.InvalidArgumentError) as info:
+        dfs_async.Client(LOGIN, PASSWORD, base_url="ftp://user:hunter2@example.com")
+    assert "hunter2" not in str(info.value)
+
+
+async def test_errors_window_is_fixed_when_iteration_starts(emu: Emulator) -> None:
+    """errors() sends a datetime_to fixed at the start, the same on every page."""
+    async with client_for(emu) as client:
+        pager = client.backlinks.errors(page_size=1000)
+        got = [e async for e in pager]
+    ends = {r.body[0]["datetime_to"] for r in emu.requests}
+    assert len(ends) == 1
+    assert pager.state.params["datetime_to"] in ends
+    assert len(got) == 2500
+
+
+async def test_resume_checks_only_the_arguments_passed(emu: Emulator) -> None:
+    """errors(resume=s) alone is fine; a passed argument that differs is refused."""
+    async with client_for(emu) as client:
+        pager = client.backlinks.errors("backlinks/live", max_items=3)
+        [e async for e in pager]
+        state = pager.state
+        assert [e async for e in client.backlinks.errors(resume=state)] == []
+        with pytest.raises(dfs_async.InvalidArgumentError, match="max_items is 3 there, 4 here"):
+            client.backlinks.errors(max_items=4, resume=state)
+        with pytest.raises(dfs_async.InvalidArgumentError, match="filtered_function"):
+            client.backlinks.errors("backlinks/summary", resume=state)
+
+
+async def test_a_closed_user_session_is_a_clear_error(emu: Emulator) -> None:
+    """A session closed by its owner gives ClientClosedError, not aiohttp's RuntimeError."""
+    import aiohttp
+
+    session = aiohttp.ClientSession()
+    await session.close()
+    async with client_for(emu, session=session) as client:
+        with pytest.raises(
+            dfs_async.ClientClosedError, match="session given to the client is closed"
+        ):
+            await stream_ids(client)
