@@ -27,6 +27,7 @@ from ._models import Page, TaskError, TaskId
 from ._pager import Pager
 from ._pagination import PagerState
 from ._ratelimit import Limiter, LimiterBackend, LocalBackend, Permit, RateLimit
+from ._redis import RedisBackend, RedisUnavailableError
 from ._retry import Retry
 
 try:
@@ -56,6 +57,8 @@ __all__ = [
     "Permit",
     "RateLimit",
     "RateLimitedError",
+    "RedisBackend",
+    "RedisUnavailableError",
     "RequestTimeoutError",
     "Retry",
     "ServerError",

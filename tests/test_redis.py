@@ -1,0 +1,658 @@
+"""The shared limiter: one quota for many workers, through a real redis-server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import dfs_async
+from dfs_async import RateLimit
+from dfs_async._redis import (
+    Decision,
+    RedisBackend,
+    RedisLimiter,
+    RedisUnavailableError,
+    backoff,
+    limiter_keys,
+    parse_decision,
+    redact_url,
+)
+from dfs_async.testing import Emulator, Fault
+
+UTC = timezone.utc
+LOGIN = "shared@example.com"
+PASSWORD = "Pa55-w0rd-for-the-emulator"
+PATH = "/v3/backlinks/id_list"
+KEY = f"{LOGIN}:{PATH}"
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "redis_workers.py"
+
+
+# -- a real redis-server -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """One redis-server process on a fixed loopback port, without persistence."""
+
+    def __init__(self, binary: str, port: int) -> None:
+        self.binary = binary
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        self.process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
+            [*command, "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10.0
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait()
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+@pytest.fixture
+def redis_factory() -> Iterator[Callable[[int], RedisServer]]:
+    """Makes (unstarted) redis-servers; stops them all at teardown."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed; the shared-limiter tests need it in CI")
+        pytest.skip("redis-server is not installed")
+    servers: list[RedisServer] = []
+
+    def make(port: int) -> RedisServer:
+        server = RedisServer(binary, port)
+        servers.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def redis_server(redis_factory: Callable[[int], RedisServer]) -> RedisServer:
+    server = redis_factory(free_port())
+    server.start()
+    return server
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    async with Emulator(LOGIN, PASSWORD, n_tasks=2500, seed=5, rate_limit=(10, 1.0)) as emu:
+        yield emu
+
+
+def load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("redis_workers", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def windows(count: int, days: float = 30.0) -> list[tuple[datetime, datetime]]:
+    """`count` consecutive windows of `days`, the newest ending a day ago."""
+    end = datetime.now(UTC) - timedelta(days=1)
+    return [
+        (end - timedelta(days=days * (i + 1)), end - timedelta(days=days * i))
+        for i in reversed(range(count))
+    ]
+
+
+def client(emu: Emulator, shared: RedisBackend, rate: RateLimit, **kwargs: Any) -> dfs_async.Client:
+    return dfs_async.Client(
+        LOGIN,
+        PASSWORD,
+        base_url=emu.url,
+        rate_limit=rate,
+        limiter=shared,
+        retry=dfs_async.Retry(initial=0.01, maximum=0.05),
+        **kwargs,
+    )
+
+
+async def until(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Wait until `condition()` holds, polling every millisecond (neither the emulator nor Redis
+    has an event to wait on); fail after `timeout` seconds instead of hanging."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        holds = condition()
+        if holds if isinstance(holds, bool) else await holds:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"still waiting after {timeout:g} s")
+        await asyncio.sleep(0.001)
+
+
+async def stream(
+    client: dfs_async.Client, window: tuple[datetime, datetime], pages: int, page_size: int = 10
+) -> int:
+    """Stream `pages` pages of id_list over `window`; how many records came."""
+    pager = client.backlinks.id_list(*window, page_size=page_size, max_items=pages * page_size)
+    async with pager:
+        return len([task async for task in pager])
+
+
+# -- the contract across processes ---------------------------------------------------------------
+
+
+async def test_four_worker_processes_share_one_quota_at_full_speed(
+    redis_server: RedisServer, emulator: Emulator
+) -> None:
+    """4 processes on 10/1 s: never refused, never 11 in a second, within 5% of the optimum."""
+    example = load_example()
+    env = {**os.environ, "DATAFORSEO_LOGIN": LOGIN, "DATAFORSEO_PASSWORD": PASSWORD}
+    results = await example.run_workers(
+        redis_url=redis_server.url,
+        base_url=emulator.url,
+        env=env,
+        windows=windows(4),
+        rate=(10, 1.0),
+        page_size=10,
+        max_items=120,
+    )
+
+    assert [r["records"] for r in results] == [120] * 4
+    assert [r["rate_limited"] for r in results] == [0] * 4
+    assert [r.status_code for r in emulator.requests] == [20000] * 48
+    most = emulator.max_calls_in_window(PATH, 1.0)
+    assert most <= 10
+    span = emulator.requests[-1].time - emulator.requests[0].time
+    optimum = example.optimum_span(48, 10, 1.0)
+    # Each worker's requests carry its own datetime_from; no worker waits more than about a
+    # period for its next call (FIFO tickets), whoever else is asking.
+    by_worker: dict[str, list[float]] = {}
+    for request in emulator.requests:
+        by_worker.setdefault(request.body[0]["datetime_from"], []).append(request.time)
+    longest = max(b - a for times in by_worker.values() for a, b in itertools.pairwise(times))
+    print(
+        f"4 worker processes, 48 calls at 10/1 s: span {span:.3f} s, optimum {optimum:.3f} s "
+        f"({span / optimum - 1:+.1%}), rejections 0, most in any 1 s window {most}, longest "
+        f"wait between one worker's calls {longest:.3f} s, seconds waited per worker "
+        f"{[r['seconds_waited'] for r in results]}"
+    )
+    assert optimum <= span <= optimum * 1.05
+    assert longest <= 1.25
+
+
+async def test_stream_survives_a_redis_restart_without_going_over(
+    redis_server: RedisServer, emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis restarted (history lost) right after a full burst: no refusal, no 11 in a second."""
+    rate = RateLimit(calls=10, period=1.0)
+    spans = windows(3)
+
+    async with (
+        RedisBackend(redis_server.url) as one,
+        RedisBackend(redis_server.url) as two,
+        client(emulator, one, rate) as first,
+        client(emulator, two, rate) as second,
+    ):
+        streams = [
+            asyncio.ensure_future(stream(first, spans[0], 12)),
+            asyncio.ensure_future(stream(second, spans[1], 12)),
+        ]
+        await until(lambda: sum(1 for r in emulator.requests if r.accepted) >= 10)
+        await asyncio.to_thread(redis_server.restart)
+        # A stream starting now asks at once: the emptied history must not let it through.
+        streams.append(asyncio.ensure_future(stream(first, spans[2], 4)))
+        counts = await asyncio.gather(*streams)
+
+    assert list(counts) == [120, 120, 40]
+    assert [r.status_code for r in emulator.requests] == [20000] * 28
+    assert emulator.max_calls_in_window(PATH, 1.0) <= 10
+    assert "lost the rate limit's history" in caplog.text
+
+
+async def test_a_killed_workers_slot_expires_with_its_lease(redis_server: RedisServer) -> None:
+    """SIGKILL mid-call: its slot counts until its lease ends, then the others get it back."""
+    rate = RateLimit(calls=2, period=0.5)
+    spans = windows(2)
+    keys = limiter_keys("dfs-async", KEY)
+    env = {**os.environ, "DATAFORSEO_LOGIN": LOGIN, "DATAFORSEO_PASSWORD": PASSWORD}
+    async with (
+        Emulator(LOGIN, PASSWORD, n_tasks=2500, seed=5, rate_limit=(2, 0.5)) as emulator,
+        RedisBackend(redis_server.url, lease=0.5) as shared,
+    ):
+        # The doomed worker's second call hangs, so it dies holding that call's slot.
+        emulator.inject(2, Fault.delay(30.0))
+        command = [
+            *(sys.executable, str(EXAMPLE), "worker", "--redis", redis_server.url),
+            *("--base-url", emulator.url, "--rate", "2/0.5", "--page-size", "10"),
+            *("--from", spans[0][0].isoformat(), "--to", spans[0][1].isoformat()),
+            *("--lease", "0.5", "--timeout", "0.4"),
+        ]
+        doomed = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.DEVNULL, env=env
+        )
+        try:
+            await until(lambda: len(emulator.requests) >= 2)
+            held = await shared.redis.zrange(keys.flight, 0, -1, withscores=True)
+            doomed.send_signal(signal.SIGKILL)
+        finally:
+            await doomed.wait()
+        assert len(held) == 1
+        token = held[0][0]
+
+        async with client(emulator, shared, rate) as other:
+            assert await stream(other, spans[1], 6) == 60
+        assert await shared.redis.zscore(keys.flight, token) is None
+
+    others = [r for r in emulator.requests if r.number > 2]
+    assert [r.status_code for r in others] == [20000] * 6
+    assert emulator.max_calls_in_window(PATH, 0.5) <= 2
+    # With the dead call's slot held for good, the others would get one call per period;
+    # once its stamp (the lease end) has left the window, two calls go together again.
+    gaps = [b.time - a.time for a, b in itertools.pairwise(others)]
+    print(f"gaps between the other worker's calls: {[round(g, 3) for g in gaps]}")
+    assert min(gaps) < 0.25
+
+
+async def test_a_refusal_seen_by_one_worker_pauses_every_worker_for_a_period(
+    redis_server: RedisServer, emulator: Emulator
+) -> None:
+    """A 40202 to one worker holds the others too: nothing arrives until a period after it."""
+    rate = RateLimit(calls=10, period=1.0)
+    spans = windows(2)
+    emulator.inject(1, Fault.rate_limited())
+    keys = limiter_keys("dfs-async", KEY)
+
+    async def paused(backend: RedisBackend) -> bool:
+        return bool(await backend.redis.exists(keys.pause))
+
+    async with (
+        RedisBackend(redis_server.url) as one,
+        RedisBackend(redis_server.url) as two,
+        client(emulator, one, rate) as refused,
+        client(emulator, two, rate) as other,
+    ):
+        first = asyncio.ensure_future(stream(refused, spans[0], 3))
+        await until(lambda: paused(two))
+        # The other worker starts only now, so it can learn of the pause only through Redis.
+        counts = await asyncio.gather(first, stream(other, spans[1], 3))
+        assert (refused.stats.rate_limited, other.stats.rate_limited) == (1, 0)
+
+    assert list(counts) == [30, 30]
+    assert [r.status_code for r in emulator.requests] == [40202] + [20000] * 6
+    refusal = emulator.requests[0].time
+    gaps = [r.time - refusal for r in emulator.requests[1:]]
+    print(f"after the refusal, calls came {min(gaps):.4f} s later at the earliest")
+    assert min(gaps) >= 0.995
+
+
+# -- Redis unreachable -------------------------------------------------------------------------
+
+
+async def test_unreachable_redis_is_a_clear_error_without_the_password() -> None:
+    """An unreachable Redis is a RedisUnavailableError naming the URL, never its password."""
+    port = free_port()
+    async with (
+        RedisBackend(f"redis://:hunter2@127.0.0.1:{port}/0", retry_for=0.2) as shared,
+        dfs_async.Client(LOGIN, PASSWORD, base_url="http://127.0.0.1:9", limiter=shared) as c,
+    ):
+        with pytest.raises(RedisUnavailableError) as caught:
+            await stream(c, windows(1)[0], 1)
+    assert str(caught.value) == (
+        f"Redis at redis://:***@127.0.0.1:{port}/0 is unreachable (ConnectionError, tried for "
+        "0.2 s); pass fallback=True to RedisBackend to fall back to a per-process rate limit"
+    )
+    assert isinstance(caught.value, dfs_async.DataForSEOError)
+    assert caught.value.url == f"redis://:***@127.0.0.1:{port}/0"
+    assert "hunter2" not in repr(caught.value) + repr(shared)
+    assert c.stats.calls == 0
+
+
+async def test_fallback_warns_and_still_limits_in_process(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """fallback=True: a RuntimeWarning and a log line, then the in-process limit, never none."""
+    port = free_port()
+    loop = asyncio.get_running_loop()
+    async with RedisBackend(
+        f"redis://127.0.0.1:{port}/0", fallback=True, retry_for=0.05, reconnect_after=60.0
+    ) as shared:
+        limiter = shared.limiter(KEY, RateLimit(calls=2, period=0.5))
+        message = (
+            f"Redis at redis://127.0.0.1:{port}/0 is unreachable (ConnectionError); the rate "
+            f"limit of {PATH} now counts this process's calls only, until Redis is back "
+            "(tried again every 60 s)"
+        )
+        with pytest.warns(RuntimeWarning) as warned:
+            permit = await limiter.acquire()
+        assert [str(w.message) for w in warned] == [message]
+        assert message in caplog.text
+        assert limiter.falling_back
+        sends = [loop.time()]
+        await limiter.release(permit)
+        for _ in range(2):
+            permit = await limiter.acquire()
+            sends.append(loop.time())
+            await limiter.release(permit)
+    assert sends[1] - sends[0] < 0.05
+    assert sends[2] - sends[0] >= 0.5
+
+
+async def test_fallback_goes_back_to_redis_and_carries_its_calls_over(
+    redis_factory: Callable[[int], RedisServer],
+) -> None:
+    """After reconnect_after, a reachable Redis is used again and learns the fallback's calls."""
+    server = redis_factory(free_port())
+    keys = limiter_keys("dfs-async", KEY)
+    async with RedisBackend(
+        server.url, fallback=True, retry_for=0.05, reconnect_after=0.2
+    ) as shared:
+        limiter = shared.limiter(KEY, RateLimit(calls=3, period=5.0))
+        with pytest.warns(RuntimeWarning):
+            done = await limiter.acquire()
+        out = await limiter.acquire()
+        await limiter.release(done)
+        await asyncio.to_thread(server.start)
+        await asyncio.sleep(0.2)
+        shared_permit = await limiter.acquire()
+        assert not limiter.falling_back
+        assert shared_permit.token is not None
+        assert not shared_permit.token.startswith("local:")
+        assert out.token is not None
+        assert await shared.redis.zcard(keys.done) == 1
+        assert await shared.redis.zrange(keys.flight, 0, -1) == sorted(
+            [out.token.encode(), shared_permit.token.encode()]
+        )
+        # The quota of 3 is used up by the carried-over calls and this one.
+        waiter = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0.1)
+        assert not waiter.done()
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+        await limiter.release(out)
+        await limiter.release(shared_permit)
+        assert await shared.redis.zcard(keys.flight) == 0
+        assert await shared.redis.zcard(keys.done) == 3
+
+
+# -- the scripts, one worker at a time -----------------------------------------------------------
+
+
+async def test_a_full_burst_after_idle_then_a_wait_for_the_oldest_stamp(
+    redis_server: RedisServer,
+) -> None:
+    """3 calls go at once (no wait counted); the 4th starts a period after the 1st's stamp."""
+    loop = asyncio.get_running_loop()
+    async with RedisBackend(redis_server.url) as shared:
+        limiter = shared.limiter(KEY, RateLimit(calls=3, period=0.4))
+        waited = []
+        released = []
+        for _ in range(4):
+            permit = await limiter.acquire()
+            waited.append(permit.waited)
+            await limiter.release(permit)
+            released.append(loop.time())
+    assert waited[:3] == [0.0, 0.0, 0.0]
+    # The 4th waited from its start until the first stamp was a period old.
+    assert released[3] - released[0] >= 0.4
+    assert 0.35 <= waited[3] <= 0.45
+
+
+async def test_a_smaller_burst_spreads_calls_in_each_process(redis_server: RedisServer) -> None:
+    """burst=1 of 4 per 0.4 s: the shared log allows 4 at once, smoothing sends one per 0.1 s."""
+    loop = asyncio.get_running_loop()
+    async with RedisBackend(redis_server.url) as shared:
+        limiter = shared.limiter(KEY, RateLimit(calls=4, period=0.4, burst=1))
+        sends = []
+        for _ in range(3):
+            permit = await limiter.acquire()
+            sends.append(loop.time())
+            await limiter.release(permit)
+    assert [round(b - a, 1) for a, b in itertools.pairwise(sends)] == [0.1, 0.1]
+
+
+async def test_a_call_in_flight_holds_its_slot_until_a_period_after_its_reply(
+    redis_server: RedisServer,
+) -> None:
+    """With every slot in flight, the next call starts a period after the reply, not the send."""
+    loop = asyncio.get_running_loop()
+    async with RedisBackend(redis_server.url) as shared:
+        limiter = shared.limiter(KEY, RateLimit(calls=1, period=0.3))
+        permit = await limiter.acquire()
+        waiter = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0.2)
+        await limiter.release(permit)
+        replied = loop.time()
+        second = await waiter
+        started = loop.time()
+        await limiter.release(second)
+    assert 0.3 <= started - replied <= 0.35
+
+
+async def test_a_dead_calls_lease_ends_as_a_stamp_at_the_lease_end(
+    redis_server: RedisServer,
+) -> None:
+    """A never-released call holds its slot until its lease ends, then counts as replied then."""
+    keys = limiter_keys("dfs-async", KEY)
+    async with RedisBackend(redis_server.url, lease=0.2) as shared:
+        limiter = shared.limiter(KEY, RateLimit(calls=1, period=0.3))
+        lost = await limiter.acquire()  # its worker "dies": never released
+        raw: Any = await shared.redis.zrange(keys.flight, 0, -1, withscores=True)
+        held = [(bytes(token), float(score)) for token, score in raw]
+        assert [token for token, _ in held] == [(lost.token or "").encode()]
+        token, lease_end = held[0]
+        # A waiter asks at once (the slot is in flight: it sleeps a period, asks again after the
+        # lease ended, and is told to wait for the stamp at the lease end to leave the window).
+        waiter = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0.4)
+        assert await shared.redis.zscore(keys.flight, token) is None
+        assert await shared.redis.zscore(keys.done, token) == lease_end
+        assert not waiter.done()
+        permit = await waiter
+        seconds, micros = await shared.redis.time()
+        assert seconds * 1_000_000 + micros >= lease_end + 300_000
+        await limiter.release(permit)
+
+
+async def test_cancelled_while_waiting_holds_no_slot_and_leaves_the_queue(
+    redis_server: RedisServer,
+) -> None:
+    """A waiter cancelled mid-wait leaves no ticket and no slot behind."""
+    keys = limiter_keys("dfs-async", KEY)
+    async with RedisBackend(redis_server.url) as shared:
+        limiter = shared.limiter(KEY, RateLimit(calls=1, period=0.2))
+        await limiter.release(await limiter.acquire())
+        waiter = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0.05)
+        assert await shared.redis.zcard(keys.queue) == 1
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert await shared.redis.zcard(keys.queue) == 0
+        assert await shared.redis.zcard(keys.alive) == 0
+        assert await shared.redis.zcard(keys.flight) == 0
+        await limiter.release(await limiter.acquire())
+
+
+async def test_waiters_are_served_first_come_first_served(redis_server: RedisServer) -> None:
+    """Waiters from separate workers get slots in the order they asked."""
+    rate = RateLimit(calls=1, period=0.1)
+    backends = [RedisBackend(redis_server.url) for _ in range(4)]
+    try:
+        limiters = [b.limiter(KEY, rate) for b in backends]
+        holder = await limiters[0].acquire()
+        served: list[int] = []
+
+        async def wait_turn(number: int) -> None:
+            permit = await limiters[number].acquire()
+            served.append(number)
+            await limiters[number].release(permit)
+
+        waiters = []
+        for number in (3, 1, 2, 0):
+            waiters.append(asyncio.ensure_future(wait_turn(number)))
+            await asyncio.sleep(0.02)  # each asks only once the one before is queued
+        await limiters[0].release(holder)
+        await asyncio.gather(*waiters)
+    finally:
+        for backend in backends:
+            await backend.aclose()
+    assert served == [3, 1, 2, 0]
+
+
+async def test_four_competing_workers_get_equal_shares(redis_server: RedisServer) -> None:
+    """4 workers asking as fast as they can each get a quarter of the calls, give or take one."""
+    rate = RateLimit(calls=4, period=0.2)
+    backends = [RedisBackend(redis_server.url) for _ in range(4)]
+    counts = [0, 0, 0, 0]
+    loop = asyncio.get_running_loop()
+    stop = loop.time() + 1.0
+
+    async def work(number: int) -> None:
+        limiter = backends[number].limiter(KEY, rate)
+        while loop.time() < stop:
+            permit = await limiter.acquire()
+            counts[number] += 1
+            await limiter.release(permit)
+
+    try:
+        await asyncio.gather(*(work(number) for number in range(4)))
+    finally:
+        for backend in backends:
+            await backend.aclose()
+    print(f"calls per worker in 1 s at 4 per 0.2 s: {counts}")
+    assert max(counts) - min(counts) <= 1
+    assert sum(counts) >= 20
+
+
+# -- pure parts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("rediss://app:hunter2@[::1]:6380/2", "rediss://app:***@[::1]:6380/2"),
+        ("redis://app@cache/0", "redis://app@cache/0"),
+        (
+            "unix:///run/redis.sock?db=1&password=hunter2",
+            "unix:///run/redis.sock?db=1&password=***",
+        ),
+        ("redis://localhost", "redis://localhost"),
+    ],
+)
+def test_redact_url_hides_only_the_password(url: str, shown: str) -> None:
+    """Passwords in the user part or the query become ***; the rest stays readable."""
+    assert redact_url(url) == shown
+
+
+def test_keys_hide_the_login_and_share_one_hash_tag() -> None:
+    """The login never appears in a key; every key of a limiter has the same cluster hash tag."""
+    keys = limiter_keys("app", "someone@example.com:/v3/backlinks/id_list")
+    names = keys.acquire
+    assert all("someone" not in name and name.startswith("app:{") for name in names)
+    assert len({name.split("}")[0] for name in names}) == 1
+    assert keys == limiter_keys("app", "someone@example.com:/v3/backlinks/id_list")
+    assert keys != limiter_keys("app", "someone@example.com:/v3/backlinks/errors")
+
+
+def test_backoff_doubles_from_50_ms_up_to_a_second() -> None:
+    """Retries of an unreachable Redis back off 0.05, 0.1, 0.2 ... capped at 1 s."""
+    assert [backoff(n) for n in range(1, 8)] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert backoff(500) == 1.0
+
+
+def test_decision_parses_the_script_reply_and_refuses_anything_else() -> None:
+    """[kind, µs, order, epoch, lost] becomes a Decision in seconds; other shapes are a bug."""
+    assert parse_decision([1, 250_000, 17, b"ab", 0]) == Decision(
+        kind=1, wait=0.25, order=17, epoch="ab", lost=False
+    )
+    with pytest.raises(TypeError, match="unexpected reply from the acquire script"):
+        parse_decision([1, 2, 3])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prefix": ""}, "prefix must be a non-empty string without braces, got ''"),
+        ({"prefix": "a{b}"}, "prefix must be a non-empty string without braces, got 'a{b}'"),
+        ({"lease": 0}, "lease must be a positive number of seconds, got 0"),
+        ({"retry_for": -1}, "retry_for must be a number of seconds, at least 0, got -1"),
+        ({"reconnect_after": float("nan")}, "reconnect_after must be a positive number"),
+    ],
+)
+def test_backend_rejects_nonsense(kwargs: dict[str, Any], message: str) -> None:
+    """Settings that cannot work are refused when the backend is made."""
+    with pytest.raises(dfs_async.InvalidArgumentError, match=message.replace("{", r"\{")):
+        RedisBackend("redis://localhost/0", **kwargs)
+
+
+def test_a_bad_url_is_refused_without_its_password() -> None:
+    """A URL redis-py cannot use is an InvalidArgumentError that shows it redacted."""
+    with pytest.raises(dfs_async.InvalidArgumentError) as caught:
+        RedisBackend("http://:hunter2@cache/0")
+    assert str(caught.value) == (
+        "not a usable Redis URL: http://:***@cache/0 (Redis URL must specify one of the "
+        "following schemes (redis://, rediss://, unix://))"
+    )
+
+
+def test_importing_the_module_does_not_need_redis() -> None:
+    """dfs_async (and the backend's module) import without loading redis-py."""
+    code = "import sys, dfs_async, dfs_async._redis; print('redis' in sys.modules)"
+    result = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == "False\n"
+
+
+async def test_one_limiter_per_key_and_none_once_closed() -> None:
+    """One limiter per key, as in-process; a closed backend refuses to hand out or acquire."""
+    async with RedisBackend("redis://localhost/0") as shared:
+        first = shared.limiter(KEY, RateLimit())
+        assert shared.limiter(KEY, RateLimit()) is first
+        assert isinstance(first, RedisLimiter)
+    with pytest.raises(dfs_async.ClientClosedError, match="the RedisBackend is closed"):
+        shared.limiter(KEY, RateLimit())
+    with pytest.raises(dfs_async.ClientClosedError, match="the RedisBackend is closed"):
+        await first.acquire()
