@@ -8,8 +8,14 @@ Strategy: the stream is read a page at a time. Each page is written whole (one `
 flush and fsync), and only then is the state file replaced (temp file + `os.replace`), so the
 state never claims a record the output does not hold. The state also records the output's size;
 a resumed run first cuts the output back to that size, so a run killed between the two writes
-(even by SIGKILL) still resumes without a duplicate. SIGINT and SIGTERM cancel the main task,
+(even by SIGKILL) still resumes without a duplicate. That is why `--state` needs `-o`: standard
+output cannot be cut back. The output is opened only when the first page has arrived, so a run
+that fails at once leaves an existing file as it was. SIGINT and SIGTERM cancel the main task,
 and a task is only cancelled where it awaits, never in the middle of writing a page.
+
+Everything that reads a file or the terminal before the stream (the arguments' paths, the state
+file, the password) is done before the event loop starts: a Ctrl-C there is a plain
+KeyboardInterrupt, which `main` turns into exit 130 like any other.
 
 Only the public API of `dfs_async` (and `dfs_async.testing` for `--emulate`) is used here;
 `rich` is imported only when a progress display is shown.
@@ -47,6 +53,7 @@ from dfs_async import (
     InvalidRequestError,
     PagerState,
     RateLimitedError,
+    Retry,
     ServerError,
     Stats,
     TaskError,
@@ -56,9 +63,10 @@ from dfs_async import (
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.progress import Progress, TaskID
+    from rich.progress import Progress, Task, TaskID
 
     from dfs_async import Client, Pager
+    from dfs_async.testing import Emulator
 
 __all__ = ["main"]
 
@@ -82,12 +90,13 @@ EMULATOR_TASKS = 50_000
 EMULATOR_ERRORS = 2_000
 EMULATOR_RATE = (10, 1.0)
 REAL_RATE = (10, 60.0)
+DEFAULT_RETRIES = Retry().attempts - 1
 
 STATE_FORMAT = 1
 
+_DATE_EXAMPLES = "2026-11-01, 2026-11-01T12:00, 2026-11-01 12:00:00+02:00 or 2026-11-01T12:00:00Z"
 DATES_HELP = (
-    "Dates are ISO 8601 (2026-11-01, 2026-11-01T12:00, 2026-11-01 12:00:00+02:00, "
-    "2026-11-01T12:00:00Z) or the API's own form (2026-11-01 12:00:00 +00:00). "
+    f"Dates are ISO 8601 ({_DATE_EXAMPLES}) or the API's own form (2026-11-01 12:00:00 +00:00). "
     "A date or time without a zone is UTC."
 )
 
@@ -112,11 +121,6 @@ _WHEN = re.compile(
     r" ?(?P<zone>[Zz]|[+-][0-9]{2}:?[0-9]{2})?)?"
 )
 
-_WHEN_EXAMPLES = (
-    "use ISO 8601 such as 2026-11-01, 2026-11-01T12:00, 2026-11-01 12:00:00+02:00 or "
-    "2026-11-01T12:00:00Z; without a zone it is UTC"
-)
-
 
 def parse_when(text: str) -> datetime:
     """A command-line date or time as an aware UTC datetime; no zone means UTC.
@@ -126,7 +130,10 @@ def parse_when(text: str) -> datetime:
     """
     match = _WHEN.fullmatch(text.strip())
     if match is None:
-        raise ValueError(f"{text!r} is not a date: {_WHEN_EXAMPLES}")
+        raise ValueError(
+            f"{text!r} is not a date: use ISO 8601 such as {_DATE_EXAMPLES}; "
+            "without a zone it is UTC"
+        )
     part = match.groupdict()
     zone = UTC
     if part["zone"] is not None and part["zone"] not in "Zz":
@@ -147,9 +154,10 @@ def parse_when(text: str) -> datetime:
             int((part["fraction"] or "0").ljust(6, "0")),
             tzinfo=zone,
         )
-    except ValueError as exc:
+        # Inside the try: 0001-01-01T00:00+01:00 is a valid local time but before year 1 in UTC.
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise ValueError(f"{text!r} is not a valid date: {exc}") from None
-    return moment.astimezone(UTC)
 
 
 def parse_rate(text: str) -> tuple[int, float]:
@@ -191,10 +199,14 @@ def classify(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, InvalidArgumentError):
         return EXIT_USAGE, cli_wording(str(exc))
     if isinstance(exc, AuthenticationError):
-        return EXIT_AUTH, (
-            f"authentication failed: {exc}; check the login and the API password "
-            "(which is not the password of the dashboard)"
-        )
+        # Only 40100 (HTTP 401) is about the credentials; the other account refusals (payment,
+        # cost limit, subscription, IP whitelist) need the API's own words, not a password hint.
+        if exc.status_code == 40100 or exc.http_status == 401:
+            return EXIT_AUTH, (
+                f"authentication failed: {exc}; check the login and the API password "
+                "(which is not the password of the dashboard)"
+            )
+        return EXIT_AUTH, f"the API refused the account: {exc}"
     if isinstance(exc, InvalidRequestError):
         return EXIT_USAGE, f"the API refused the request: {exc}"
     if isinstance(exc, RateLimitedError):
@@ -224,6 +236,11 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {rest} s"
 
 
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{rest:02d}"
+
+
 def summary_line(*, records: int, earlier: int, pages: int, stats: Stats, elapsed: float) -> str:
     """``2,500 records in 3 pages, 3 calls, 0.0 s rate-limit wait, 1.2 s``."""
     text = _plural(records, "record")
@@ -239,6 +256,30 @@ def summary_line(*, records: int, earlier: int, pages: int, stats: Stats, elapse
     )
 
 
+def progress_line(
+    *,
+    records: int,
+    calls: int,
+    waited: float,
+    elapsed: float,
+    percent: float | None = None,
+    remaining: float | None = None,
+) -> str:
+    """The live line: ``42% 840 records · 1 call · 0:00:03 (0:00:01 waiting) · ETA 0:00:04``.
+
+    The percentage and the ETA come only with --max-items (the API gives no total). Below ten
+    million records and ten hours it takes at most 78 columns, so it fits an 80-column terminal.
+    """
+    text = (
+        f"{_plural(records, 'record')} · {_plural(calls, 'call')} · "
+        f"{_clock(elapsed)} ({_clock(waited)} waiting)"
+    )
+    if percent is None:
+        return text
+    eta = "-:--:--" if remaining is None else _clock(remaining)
+    return f"{percent:.0f}% {text} · ETA {eta}"
+
+
 def _json_default(value: object) -> object:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -251,6 +292,13 @@ def _compact_json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
 
 
+# With ensure_ascii=False, json.dumps leaves these as they are, yet str.splitlines() (and
+# readers built on it) breaks a line at each: escaped, a record stays on its one line.
+_LINE_BREAKS_IN_STRINGS = str.maketrans(
+    {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+)
+
+
 def field_names(record_type: type[TaskId] | type[TaskError]) -> list[str]:
     """The output columns: the record's fields, in their declared order."""
     return [field.name for field in attrs.fields(record_type)]
@@ -258,7 +306,10 @@ def field_names(record_type: type[TaskId] | type[TaskError]) -> list[str]:
 
 def jsonl_lines(records: Sequence[TaskId | TaskError]) -> str:
     """One JSON object per record and line; ISO 8601 datetimes, null for None."""
-    return "".join(_compact_json(attrs.asdict(record, recurse=False)) + "\n" for record in records)
+    return "".join(
+        _compact_json(attrs.asdict(record, recurse=False)).translate(_LINE_BREAKS_IN_STRINGS) + "\n"
+        for record in records
+    )
 
 
 def _cell(value: object) -> str:
@@ -328,8 +379,8 @@ def _common_options() -> _Parser:
     output.add_argument(
         "--state",
         metavar="FILE",
-        help="save the position after every page; the same command with the same FILE "
-        "continues where an interrupted run stopped, appending to -o; a finished export "
+        help="(needs -o) save the position after every page; the same command with the same "
+        "FILE continues where an interrupted run stopped, appending to -o; a finished export "
         "stays marked done, so running it again writes nothing",
     )
     output.add_argument("--max-items", type=_count, metavar="N", help="stop after N records")
@@ -365,6 +416,14 @@ def _common_options() -> _Parser:
         help=f"the API's address (default {dfs_async.DEFAULT_BASE_URL}; the sandbox is "
         f"{dfs_async.SANDBOX_BASE_URL})",
     )
+    account.add_argument(
+        "--retries",
+        type=_count,
+        default=DEFAULT_RETRIES,
+        metavar="N",
+        help="try a call that failed for a transient reason (server trouble, no answer) up "
+        f"to N more times, with growing waits, before giving up (default {DEFAULT_RETRIES})",
+    )
     demo = common.add_argument_group(
         "demo",
         "--emulate runs the command against the built-in emulator: synthetic data, no "
@@ -397,21 +456,23 @@ def _common_options() -> _Parser:
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done; 1 other failure (writing a file); 2 bad arguments or state file; "
-    "3 authentication; 4 rate limit or server trouble that outlasted the retries, or an "
-    "unreadable reply; 130 interrupted (143 on SIGTERM)."
+    "3 authentication or account refused; 4 rate limit or server trouble that outlasted the "
+    "retries, or an unreadable reply; 130 interrupted (Ctrl-C); 141 the reader of standard "
+    "output went away; 143 terminated (SIGTERM)."
 )
 
 
-def _id_list_window() -> _Parser:
+def _window(*, reach: str, required: bool) -> tuple[_Parser, argparse._ArgumentGroup]:
+    """A parent parser with --from and --to, and its group, where each command adds more."""
     window = _Parser(add_help=False)
     group = window.add_argument_group("window")
     group.add_argument(
         "--from",
         dest="datetime_from",
         type=_when,
-        required=True,
+        required=required,
         metavar="WHEN",
-        help="start (at most six months back, one month with --metadata); no zone means UTC",
+        help=f"start (at most {reach} back); no zone means UTC",
     )
     group.add_argument(
         "--to",
@@ -420,36 +481,7 @@ def _id_list_window() -> _Parser:
         metavar="WHEN",
         help="end (default: now, fixed when the command starts); no zone means UTC",
     )
-    group.add_argument(
-        "--sort", choices=("asc", "desc"), default="asc", help="oldest first (asc, default)"
-    )
-    group.add_argument(
-        "--metadata", action="store_true", help="include each task's parameters (metadata)"
-    )
-    return window
-
-
-def _errors_window() -> _Parser:
-    window = _Parser(add_help=False)
-    group = window.add_argument_group("window")
-    group.add_argument(
-        "--function", metavar="NAME", help="only this function's errors, e.g. backlinks/live"
-    )
-    group.add_argument(
-        "--from",
-        dest="datetime_from",
-        type=_when,
-        metavar="WHEN",
-        help="start (at most seven days back); no zone means UTC",
-    )
-    group.add_argument(
-        "--to",
-        dest="datetime_to",
-        type=_when,
-        metavar="WHEN",
-        help="end (default: now, fixed when the command starts); no zone means UTC",
-    )
-    return window
+    return window, group
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -463,17 +495,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dfs-async {dfs_async.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common_options()
+
+    id_list, group = _window(reach="six months, one month with --metadata", required=True)
+    group.add_argument(
+        "--sort", choices=("asc", "desc"), default="asc", help="oldest first (asc, default)"
+    )
+    group.add_argument(
+        "--metadata", action="store_true", help="include each task's parameters (metadata)"
+    )
     commands.add_parser(
         "id-list",
-        parents=[_id_list_window(), common],
+        parents=[id_list, common],
         help="every task of the account between two times",
         description="Every task of the account between --from and --to (POST "
         "/v3/{api}/id_list), oldest first. " + DATES_HELP,
         epilog=EXIT_CODES_HELP,
     )
+    errors, group = _window(reach="seven days", required=False)
+    group.add_argument(
+        "--function", metavar="NAME", help="only this function's errors, e.g. backlinks/live"
+    )
     commands.add_parser(
         "errors",
-        parents=[_errors_window(), common],
+        parents=[errors, common],
         help="tasks that answered with an error in the last seven days",
         description="Tasks that answered with an error (POST /v3/{api}/errors), newest "
         "first, within the last seven days. " + DATES_HELP,
@@ -503,6 +547,7 @@ class Options:
     password_file: str | None
     api: str
     base_url: str
+    retries: int
     emulate: bool
     emulate_rate: tuple[int, float] | None
     emulate_tasks: int
@@ -529,9 +574,67 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         problem = "--base-url and --emulate do not go together"
     if options.emulate_tasks < 0 or options.emulate_errors < 0:
         problem = "--emulate-tasks and --emulate-errors must be at least 0"
+    if options.retries < 0:
+        problem = "--retries must be at least 0"
+    if options.state is not None:
+        if options.output is None:
+            problem = (
+                "--state needs -o FILE: standard output cannot be cut back to the last saved "
+                "page, so a resumed export could lose or repeat records"
+            )
+        elif _same_file(options.output, options.state):
+            problem = "-o and --state name the same file; the state needs a file of its own"
     if problem is not None:
         raise CliError(EXIT_USAGE, f"{problem} (see 'dfs-async {options.command} --help')")
     return options
+
+
+def _same_file(first: str, second: str) -> bool:
+    if os.path.realpath(first) == os.path.realpath(second):
+        return True
+    try:
+        return os.path.samefile(first, second)  # hard links, bind mounts
+    except OSError:  # either does not exist (yet): then only the names can tell
+        return False
+
+
+# -- files: checked before anything runs -------------------------------------------------------
+
+
+@attrs.frozen
+class StateFile:
+    """--state FILE (as given) and the absolute path of the -o file it belongs to."""
+
+    path: str
+    output: str
+
+
+def check_files(options: Options) -> StateFile | None:
+    """Fail now (exit 2), not after the first call, if -o or --state cannot be written.
+
+    The output is written in place (a new file needs a writable directory); the state file is
+    replaced by a rename, so its directory must be writable even when the file exists.
+    """
+    if options.output is not None:
+        _check_writable("-o", options.output, replaced=False)
+    if options.state is None or options.output is None:  # parse_options: --state needs -o
+        return None
+    _check_writable("--state", options.state, replaced=True)
+    return StateFile(options.state, os.path.abspath(options.output))
+
+
+def _check_writable(option: str, path: str, *, replaced: bool) -> None:
+    if os.path.isdir(path):
+        raise CliError(EXIT_USAGE, f"{option} {path}: is a directory")
+    if not replaced and os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            raise CliError(EXIT_USAGE, f"{option} {path}: not writable")
+        return
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        raise CliError(EXIT_USAGE, f"{option} {path}: no such directory {directory}")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise CliError(EXIT_USAGE, f"{option} {path}: cannot create files in {directory}")
 
 
 # -- credentials -------------------------------------------------------------------------------
@@ -577,10 +680,10 @@ class SavedState:
 
     stream: PagerState
     format: str
-    #: The output file's absolute path, or None for standard output.
-    output: str | None
-    #: The output's size when the state was saved (None for standard output).
-    output_bytes: int | None
+    #: The output file's absolute path.
+    output: str
+    #: The output's size when the state was saved.
+    output_bytes: int
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -597,19 +700,17 @@ class SavedState:
         if not isinstance(data, dict) or data.get("dfs_async_cli") != STATE_FORMAT:
             raise ValueError(f"not a dfs-async state file (format {STATE_FORMAT})")
         fmt, output, size = data.get("format"), data.get("output"), data.get("output_bytes")
+        stream = data.get("stream")
         if fmt not in ("jsonl", "csv"):
             raise ValueError(f"bad format {fmt!r}")
-        if not (output is None or isinstance(output, str)):
+        if not isinstance(output, str):
             raise ValueError(f"bad output {output!r}")
-        if not (size is None or (type(size) is int and size >= 0)):
+        if not (type(size) is int and size >= 0):
             raise ValueError(f"bad output_bytes {size!r}")
-        if (output is None) != (size is None):
-            raise ValueError("output and output_bytes must both be set or both be null")
+        if not isinstance(stream, dict):
+            raise ValueError(f"bad stream {stream!r}")
         return cls(
-            stream=PagerState.from_json(data.get("stream")),  # type: ignore[arg-type]
-            format=fmt,
-            output=output,
-            output_bytes=size,
+            stream=PagerState.from_json(stream), format=fmt, output=output, output_bytes=size
         )
 
 
@@ -627,25 +728,51 @@ def load_state(path: str) -> SavedState | None:
 
 
 def save_state(path: str, saved: SavedState) -> None:
-    """Replace the state file atomically: a crash leaves the old state or the new, whole."""
+    """Replace the state file atomically: a crash leaves the old state or the new, whole.
+
+    CliError (exit 1) naming --state if it cannot be written.
+    """
     target = os.path.abspath(path)
-    fd, temporary = tempfile.mkstemp(
-        prefix=os.path.basename(target) + ".", suffix=".tmp", dir=os.path.dirname(target)
-    )
+    replaced = False
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump(saved.to_json(), file, indent=1)
-            file.write("\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+        fd, temporary = tempfile.mkstemp(
+            prefix=os.path.basename(target) + ".", suffix=".tmp", dir=os.path.dirname(target)
+        )
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                json.dump(saved.to_json(), file, indent=1)
+                file.write("\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, target)
+            replaced = True
+        finally:
+            if not replaced:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+    except OSError as exc:
+        raise CliError(EXIT_FAILURE, f"--state {path}: {exc.strerror or exc}") from exc
 
 
 # -- output ------------------------------------------------------------------------------------
+
+
+def _check_output_size(state_file: StateFile, saved: SavedState) -> int:
+    """The output's size now; CliError (exit 2) if it lost bytes the state file counts."""
+    try:
+        size = os.path.getsize(saved.output)
+    except FileNotFoundError:
+        size = 0
+    except OSError as exc:
+        raise CliError(EXIT_FAILURE, f"writing {saved.output}: {exc.strerror or exc}") from exc
+    if size < saved.output_bytes:
+        raise CliError(
+            EXIT_USAGE,
+            f"{saved.output} holds {size:,} bytes, fewer than the {saved.output_bytes:,} the "
+            f"state file {state_file.path} records: it was changed since; delete the state "
+            "file to start again",
+        )
+    return size
 
 
 @attrs.define
@@ -654,55 +781,64 @@ class Output:
 
     stream: BinaryIO
     format: str
-    path: str | None
+    #: How messages name it: the -o FILE as given, or "standard output".
+    name: str
     size: int
     _owned: bool
 
     @classmethod
-    def open(cls, options: Options, columns: Sequence[str], resume: SavedState | None) -> Output:
-        """Open the output: a fresh one (with the CSV header), or the resumed one, cut back."""
-        if options.output is None:
-            output = cls(sys.stdout.buffer, options.format, None, 0, owned=False)
-            if resume is None and options.format == "csv":
-                output.write(csv_rows((), header=columns))
-            return output
-        path = os.path.abspath(options.output)
-        if resume is None:
-            output = cls(open(path, "wb"), options.format, path, 0, owned=True)  # noqa: SIM115
-        else:
-            output = cls._reopen(path, options.format, resume.output_bytes or 0)
-        if output.size == 0 and options.format == "csv":
+    def to_stdout(cls, fmt: str, columns: Sequence[str]) -> Output:
+        output = cls(sys.stdout.buffer, fmt, "standard output", 0, owned=False)
+        if fmt == "csv":
             output.write(csv_rows((), header=columns))
         return output
 
     @classmethod
-    def _reopen(cls, path: str, fmt: str, saved: int) -> Output:
+    def to_file(
+        cls,
+        name: str,
+        fmt: str,
+        columns: Sequence[str],
+        resume: tuple[StateFile, SavedState] | None,
+    ) -> Output:
+        """A fresh file (with the CSV header), or the resumed one, cut back to the saved size."""
         try:
-            size = os.path.getsize(path)
-        except FileNotFoundError:
-            size = 0
-        if size < saved:
-            raise CliError(
-                EXIT_USAGE,
-                f"{path} holds {size:,} bytes, fewer than the {saved:,} the state file "
-                "records: it was changed since; delete the state file to start again",
-            )
-        if size > saved:
+            if resume is None:
+                output = cls(open(name, "wb"), fmt, name, 0, owned=True)  # noqa: SIM115
+            else:
+                output = cls._reopen(name, fmt, *resume)
+        except OSError as exc:
+            raise CliError(EXIT_FAILURE, f"writing {name}: {exc.strerror or exc}") from exc
+        if output.size == 0 and fmt == "csv":
+            output.write(csv_rows((), header=columns))
+        return output
+
+    @classmethod
+    def _reopen(cls, name: str, fmt: str, state_file: StateFile, saved: SavedState) -> Output:
+        size = _check_output_size(state_file, saved)
+        if size > saved.output_bytes:
             # Written after the last saved state (a run killed between the two writes).
             _say(
-                f"dfs-async: warning: {path}: dropping {size - saved:,} bytes written after the "
-                "saved state"
+                f"dfs-async: warning: {saved.output}: dropping {size - saved.output_bytes:,} "
+                "bytes written after the saved state"
             )
-            os.truncate(path, saved)
-        return cls(open(path, "ab"), fmt, path, saved, owned=True)
+            os.truncate(saved.output, saved.output_bytes)
+        return cls(open(saved.output, "ab"), fmt, name, saved.output_bytes, owned=True)
 
     def write(self, text: str) -> None:
         """Write, flush and (for a file) fsync, so a saved state never runs ahead of it."""
         data = text.encode("utf-8")
-        self.stream.write(data)
-        self.stream.flush()
-        if self._owned and stat.S_ISREG(os.fstat(self.stream.fileno()).st_mode):
-            os.fsync(self.stream.fileno())
+        try:
+            self.stream.write(data)
+            self.stream.flush()
+            if self._owned and stat.S_ISREG(os.fstat(self.stream.fileno()).st_mode):
+                os.fsync(self.stream.fileno())
+        except BrokenPipeError:  # the reader of stdout went away: exit 141, not an error
+            raise
+        except OSError as exc:
+            if not self._owned:  # or the interpreter's last flush of stdout fails once more
+                _silence_stdout()
+            raise CliError(EXIT_FAILURE, f"writing {self.name}: {exc.strerror or exc}") from exc
         self.size += len(data)
 
     def write_records(self, records: Sequence[TaskId | TaskError]) -> None:
@@ -711,10 +847,17 @@ class Output:
 
     def close(self) -> None:
         if self._owned:
-            self.stream.close()
+            # Every write was flushed, so closing has nothing left to write unless a write
+            # failed: then flushing again would fail again and hide that failure's message.
+            with contextlib.suppress(OSError):
+                self.stream.close()
 
 
 # -- progress ----------------------------------------------------------------------------------
+
+
+def _no_calls_yet() -> Stats:
+    return Stats()
 
 
 @attrs.define
@@ -725,7 +868,8 @@ class Counters:
     records: int = 0
     earlier: int = 0
     pages: int = 0
-    stats: Callable[[], Stats] = Stats
+    #: The client's counters, once there is a client.
+    stats: Callable[[], Stats] = _no_calls_yet
 
     def summary(self) -> str:
         return summary_line(
@@ -755,39 +899,30 @@ class Display:
                 self.console = Console(stderr=True)
 
     def start(self, total: int | None) -> None:
-        """Show the display; `total` (with --max-items) gives a bar and an ETA."""
+        """Show the display; `total` (with --max-items) gives a percentage and an ETA."""
         if self.console is None:
             return
-        from rich.progress import (
-            BarColumn,
-            Progress,
-            ProgressColumn,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import Progress, ProgressColumn
         from rich.text import Text
 
         counters = self._counters
 
         class Status(ProgressColumn):
-            def render(self, task: Any) -> Text:
-                stats = counters.stats()
-                return Text(
-                    f"{_plural(counters.records + counters.earlier, 'record')} · "
-                    f"{_plural(counters.pages, 'page')} · {_plural(stats.calls, 'call')} · "
-                    f"{stats.seconds_waited:.1f} s rate-limit wait"
+            def render(self, task: Task) -> Text:
+                known = task.total is not None
+                line = progress_line(
+                    records=counters.records + counters.earlier,
+                    calls=counters.stats().calls,
+                    waited=counters.stats().seconds_waited,
+                    elapsed=time.monotonic() - counters.started,
+                    percent=task.percentage if known else None,
+                    remaining=task.time_remaining if known else None,
                 )
+                # One row whatever the width: cut short on a narrow terminal, never wrapped.
+                return Text(line, no_wrap=True, overflow="ellipsis")
 
-        columns: list[ProgressColumn] = [SpinnerColumn()]
-        if total is not None:
-            columns.append(BarColumn(bar_width=20))
-        columns += [Status(), TextColumn("· elapsed"), TimeElapsedColumn()]
-        if total is not None:  # only --max-items makes the end known: the API gives no total
-            columns += [TextColumn("· ETA"), TimeRemainingColumn()]
         self._progress = Progress(
-            *columns,
+            Status(),
             console=self.console,
             transient=True,
             redirect_stdout=False,
@@ -819,16 +954,16 @@ def _emulator_now() -> datetime:
     return EMULATOR_NOW
 
 
-def _emulator_notice(options: Options, emulator: Any, rate: tuple[int, float]) -> str:
+def _emulator_notice(options: Options, emulator: Emulator, rate: tuple[int, float]) -> str:
     if options.command == "id-list":
-        tasks: Sequence[Mapping[str, Any]] = emulator.tasks
+        tasks = emulator.tasks
         data = f"{options.emulate_tasks:,} synthetic tasks"
         if len(tasks):
             first, last = tasks[0]["datetime_posted"][:10], tasks[-1]["datetime_posted"][:10]
             data += f" posted {first} to {last}"
         real = f"the real API allows {REAL_RATE[0]} / {REAL_RATE[1]:g} s"
     else:
-        errors: Sequence[Mapping[str, Any]] = emulator.errors
+        errors = emulator.errors
         data = f"{options.emulate_errors:,} synthetic errors"
         if errors:
             data += f" from {errors[-1]['datetime'][:10]} to {errors[0]['datetime'][:10]}"
@@ -839,7 +974,9 @@ def _emulator_notice(options: Options, emulator: Any, rate: tuple[int, float]) -
     )
 
 
-def _open_pager(client: Client, options: Options, resume: PagerState | None) -> Pager[Any]:
+def _open_pager(
+    client: Client, options: Options, resume: PagerState | None
+) -> Pager[TaskId] | Pager[TaskError]:
     api = client.api(options.api)
     # An omitted --to is "now", fixed at the start: for a resumed stream, the saved end.
     end = options.datetime_to
@@ -865,21 +1002,20 @@ def _open_pager(client: Client, options: Options, resume: PagerState | None) -> 
     )
 
 
-def _check_resume(options: Options, saved: SavedState) -> None:
+def _check_resume(options: Options, state_file: StateFile, saved: SavedState) -> None:
     if saved.format != options.format:
         raise CliError(
             EXIT_USAGE,
-            f"the state file {options.state} is for --format {saved.format}, not "
+            f"the state file {state_file.path} is for --format {saved.format}, not "
             f"{options.format}; use the same options, or delete it to start again",
         )
-    output = None if options.output is None else os.path.abspath(options.output)
-    if saved.output != output:
-        shown = "standard output" if saved.output is None else f"-o {saved.output}"
+    if saved.output != state_file.output:
         raise CliError(
             EXIT_USAGE,
-            f"the state file {options.state} is for an export to {shown}; use the same "
-            "options, or delete it to start again",
+            f"the state file {state_file.path} is for an export to -o {saved.output}; use the "
+            "same options, or delete it to start again",
         )
+    _check_output_size(state_file, saved)
 
 
 @attrs.define
@@ -889,64 +1025,109 @@ class Export:
     options: Options
     counters: Counters
     display: Display
-    #: Set once records may have been written: the summary is worth printing from then on.
+    state_file: StateFile | None
+    #: The state file and what it held when the run started (None: a fresh export).
+    resume: tuple[StateFile, SavedState] | None = None
+    credentials: tuple[str, str] | None = None
+    #: Set once the request (and any saved state) was accepted: a failure from then on is in
+    #: the stream, which the state file, if there is one, lets the next run continue.
+    stream_opened: bool = False
+    #: Set once the first page was written: the summary is worth printing from then on.
     started_stream: bool = False
     #: What --emulate tells the user, once the arguments have been accepted.
     notice: str | None = None
 
+    def prepare(self) -> None:
+        """Read the state file and the credentials: blocking reads, before the event loop."""
+        if self.state_file is not None:
+            saved = load_state(self.state_file.path)
+            if saved is not None:
+                _check_resume(self.options, self.state_file, saved)
+                self.resume = (self.state_file, saved)
+        if not self.options.emulate:
+            self.credentials = credentials(self.options, os.environ)
+
     async def run(self) -> int:
         options = self.options
-        saved = load_state(options.state) if options.state is not None else None
-        if saved is not None:
-            _check_resume(options, saved)
-        resume = None if saved is None else saved.stream
+        resume = None if self.resume is None else self.resume[1].stream
         async with contextlib.AsyncExitStack() as stack:
             client = await self._client(stack)
             self.counters.stats = lambda: client.stats
-            pager = await stack.enter_async_context(_open_pager(client, options, resume))
+            pager = _open_pager(client, options, resume)
+            stack.push_async_callback(pager.aclose)
+            self.stream_opened = True
             state = pager.state  # where it starts: a resumed stream may be finished already
             if self.notice is not None and not options.quiet:
                 _say(self.notice)
-            if resume is not None:
-                self.counters.earlier = resume.yielded
+            if self.resume is not None:
+                state_file = self.resume[0].path
+                self.counters.earlier = state.yielded
                 if state.done:
                     if not options.quiet:
                         _say(
-                            f"nothing to do: the state file {options.state} records a "
-                            f"finished export ({_plural(state.yielded, 'record')}); delete it "
-                            "to export again"
+                            f"nothing to do: the state file {state_file} records a finished "
+                            f"export ({_plural(state.yielded, 'record')}); delete it to export "
+                            "again"
                         )
                     return EXIT_OK
                 if not options.quiet:
                     _say(
-                        f"resuming from {options.state}: "
+                        f"resuming from {state_file}: "
                         f"{_plural(state.yielded, 'record')} already written"
                     )
-            record_type: Any = TaskId if options.command == "id-list" else TaskError
-            output = Output.open(options, field_names(record_type), saved)
-            stack.callback(output.close)
-            # No state is saved before the first page: a run that failed before it leaves
-            # nothing to resume, and the next run starts afresh (and fixes a new "now").
-            self.started_stream = True
             self.display.start(options.max_items)
             stack.callback(self.display.stop)
+            # The output is opened when the first page is in hand, not before: a run that fails
+            # at once leaves an existing file as it was. No state is saved before that either,
+            # so such a run leaves nothing to resume and the next starts afresh (a new "now").
+            output: Output | None = None
             async for page in pager.pages():
                 # No await from here to the state: a cancellation cannot split a page.
+                if output is None:
+                    output = self._open_output(stack)
                 output.write_records(page.records)
+                self.started_stream = True
                 self.counters.records += len(page.records)
                 self.counters.pages += 1
                 self._save(output, pager.state)
                 self.display.update()
+            if output is None:  # resumed with nothing left to ask for: still mark it done
+                output = self._open_output(stack)
+                self.started_stream = True
             # The final state says done=true (kept, so that a re-run writes nothing twice).
             self._save(output, pager.state)
         return EXIT_OK
 
+    def resume_hint(self) -> str:
+        """How to continue, when the stream failed or stopped with a state file to go on from."""
+        if (
+            self.state_file is None
+            or not self.stream_opened
+            or not os.path.exists(self.state_file.path)
+        ):
+            return ""
+        return f"; run the same command to continue from {self.state_file.path}"
+
+    def _open_output(self, stack: contextlib.AsyncExitStack) -> Output:
+        options = self.options
+        record_type: type[TaskId] | type[TaskError] = (
+            TaskId if options.command == "id-list" else TaskError
+        )
+        columns = field_names(record_type)
+        if options.output is None:
+            output = Output.to_stdout(options.format, columns)
+        else:
+            output = Output.to_file(options.output, options.format, columns, self.resume)
+        stack.callback(output.close)
+        return output
+
     async def _client(self, stack: contextlib.AsyncExitStack) -> Client:
         options = self.options
-        if not options.emulate:
-            login, password = credentials(options, os.environ)
+        retry = Retry(attempts=options.retries + 1)
+        if self.credentials is not None:
+            login, password = self.credentials
             return await stack.enter_async_context(
-                dfs_async.Client(login, password, base_url=options.base_url)
+                dfs_async.Client(login, password, base_url=options.base_url, retry=retry)
             )
         from dfs_async.testing import Emulator
 
@@ -967,20 +1148,21 @@ class Export:
                 EMULATOR_PASSWORD,
                 base_url=emulator.url,
                 rate_limit=dfs_async.RateLimit(calls=rate[0], period=rate[1]),
+                retry=retry,
                 now=_emulator_now,
             )
         )
 
     def _save(self, output: Output, state: PagerState) -> None:
-        if self.options.state is None:
+        if self.state_file is None:
             return
         saved = SavedState(
             stream=state,
             format=output.format,
-            output=output.path,
-            output_bytes=None if output.path is None else output.size,
+            output=self.state_file.output,
+            output_bytes=output.size,
         )
-        save_state(self.options.state, saved)
+        save_state(self.state_file.path, saved)
 
 
 @contextlib.contextmanager
@@ -1061,7 +1243,20 @@ def _silence_stdout() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
     try:
+        return _command(argv)
+    except KeyboardInterrupt:
+        # A Ctrl-C outside the export's own handling (while parsing, while printing the end):
+        # an interruption, not a crash.
+        if "--debug" in (sys.argv[1:] if argv is None else argv):
+            traceback.print_exc(file=sys.stderr)
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _command(argv: Sequence[str] | None) -> int:
+    try:
         options = parse_options(argv)
+        state_file = check_files(options)
     except CliError as exc:
         _say(f"dfs-async: error: {exc.message}")
         return exc.code
@@ -1071,39 +1266,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     display = Display(counters, enabled=sys.stderr.isatty() and not options.quiet)
     handler = _configure_logging(options, display)
     try:
-        return _main(options, counters, display)
+        return _export(Export(options, counters, display, state_file))
     finally:
         logger.removeHandler(handler)
 
 
-def _main(options: Options, counters: Counters, display: Display) -> int:
-    export = Export(options, counters, display)
+def _export(export: Export) -> int:
+    options, counters = export.options, export.counters
     try:
+        export.prepare()
         code = asyncio.run(_run(export))
-    except KeyboardInterrupt:  # before the handlers were in place, or a second Ctrl-C
+    except KeyboardInterrupt:  # reading the password, before the loop's handlers, a 2nd Ctrl-C
+        export.display.stop()
+        if options.debug:
+            traceback.print_exc(file=sys.stderr)
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except Exception as exc:
-        display.stop()
+        export.display.stop()
         if options.debug:
             traceback.print_exc(file=sys.stderr)
         code, message = classify(exc)
         if export.started_stream and not options.quiet:
             _say(counters.summary())
-        _say(f"dfs-async: error: {message}")
+        _say(f"dfs-async: error: {message}{export.resume_hint()}")
         return code
-    if export.started_stream and not options.quiet:
-        prefix = "interrupted: " if code >= 128 else ""
-        suffix = (
-            f"; run the same command to continue from {options.state}"
-            if code >= 128 and options.state is not None
-            else ""
-        )
-        _say(prefix + counters.summary() + suffix)
+    if options.quiet:
+        return code
+    if code >= 128:
+        done = counters.summary() if export.started_stream else "before the first page arrived"
+        _say(f"interrupted: {done}{export.resume_hint()}")
+    elif export.started_stream:
+        _say(counters.summary())
     return code
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import errno
 import json
 import os
 import re
@@ -19,9 +20,16 @@ from typing import Any
 import pytest
 
 import dfs_async
-from dfs_async._cli import EMULATOR_NOW, classify, cli_wording, parse_when, summary_line
+from dfs_async._cli import (
+    EMULATOR_NOW,
+    classify,
+    cli_wording,
+    parse_when,
+    progress_line,
+    summary_line,
+)
 from dfs_async._convert import parse_datetime
-from dfs_async.testing import Emulator
+from dfs_async.testing import Emulator, Fault
 
 UTC = timezone.utc
 LOGIN = "cli@example.com"
@@ -40,9 +48,15 @@ ERROR_FIELDS = [
     "http_time",
     "http_response",
 ]
-SUMMARY = re.compile(
-    r"[0-9,]+ records? in [0-9,]+ pages?, [0-9,]+ calls?, [0-9.]+ s rate-limit wait, [0-9.]+ s"
-)
+CONTINUE = "; run the same command to continue from tasks.state"
+
+
+def summary(records: str, pages: int, calls: int) -> str:
+    """A pattern for the closing line: exact counts, any duration (`records` as printed)."""
+    return (
+        rf"{records} in {pages} pages?, {calls} calls?, [0-9]+\.[0-9] s rate-limit wait, "
+        r"[0-9]+\.[0-9] s"
+    )
 
 
 def cli_env(**extra: str) -> dict[str, str]:
@@ -53,9 +67,15 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def api_env() -> dict[str, str]:
+    """The environment with the emulator fixtures' credentials."""
+    return cli_env(DATAFORSEO_LOGIN=LOGIN, DATAFORSEO_PASSWORD=PASSWORD)
+
+
 def run_cli(
     *args: str, cwd: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """Run the CLI to its end; its exit code, stdout and stderr."""
     return subprocess.run(  # noqa: S603 -- our own interpreter and module
         [sys.executable, "-m", "dfs_async", *args],
         cwd=cwd,
@@ -67,7 +87,28 @@ def run_cli(
     )
 
 
-async def run_cli_async(*args: str, cwd: Path, env: Mapping[str, str]) -> tuple[int, str, str]:
+def spawn_cli(
+    *args: str,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    stdout: int,
+    stderr: int,
+) -> subprocess.Popen[str]:
+    """Start the CLI and return at once (for signals, terminals)."""
+    return subprocess.Popen(  # noqa: S603 -- our own interpreter and module
+        [sys.executable, "-m", "dfs_async", *args],
+        cwd=cwd,
+        env=dict(env) if env is not None else cli_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+    )
+
+
+async def run_cli_async(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None
+) -> tuple[int, str, str]:
     """Run the CLI without blocking the loop, so an emulator in this process keeps serving."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -75,7 +116,7 @@ async def run_cli_async(*args: str, cwd: Path, env: Mapping[str, str]) -> tuple[
         "dfs_async",
         *args,
         cwd=cwd,
-        env=dict(env),
+        env=dict(env) if env is not None else cli_env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -124,10 +165,12 @@ def csv_cells(row: Mapping[str, Any], fields: Sequence[str]) -> list[str]:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSONL file, split as str.splitlines() splits."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def read_csv(path: Path) -> list[list[str]]:
+    """The rows of a CSV file, header included."""
     with path.open(newline="", encoding="utf-8") as file:
         return list(csv.reader(file))
 
@@ -141,8 +184,14 @@ def sent_datetime_to(emu: Emulator) -> str:
     return value
 
 
+def ago(days: float) -> str:
+    """`days` before now in the API's form, which both the CLI and the emulator read."""
+    return (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S +00:00")
+
+
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
+    """An emulator with the fixtures' credentials and 2,500 tasks."""
     async with Emulator(LOGIN, PASSWORD, n_tasks=2500, n_errors=300, seed=3) as emu:
         yield emu
 
@@ -154,17 +203,17 @@ async def test_id_list_jsonl_is_the_emulators_data_exactly(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     """id-list to JSONL: every task once, in order, fields in record order, ISO datetimes."""
-    start = datetime.now(UTC) - timedelta(days=170)
+    start = ago(170)
     code, out, err = await run_cli_async(
         "id-list",
         "--from",
-        start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        start,
         "--base-url",
         emulator.url,
         "-o",
         "tasks.jsonl",
         cwd=tmp_path,
-        env=cli_env(DATAFORSEO_LOGIN=LOGIN, DATAFORSEO_PASSWORD=PASSWORD),
+        env=api_env(),
     )
     assert (code, out) == (0, "")
     rows = read_jsonl(tmp_path / "tasks.jsonl")
@@ -172,8 +221,7 @@ async def test_id_list_jsonl_is_the_emulators_data_exactly(
     assert len(expected) == 2500
     assert rows == [expected_task(item) for item in expected]
     assert list(rows[0]) == TASK_FIELDS
-    assert err.startswith("2,500 records in 3 pages, 3 calls, 0.0 s rate-limit wait, ")
-    assert SUMMARY.fullmatch(err.rstrip("\n"))
+    assert re.fullmatch(summary("2,500 records", 3, 3) + "\n", err)
 
 
 async def test_id_list_csv_with_metadata_and_password_file(
@@ -221,9 +269,8 @@ async def test_id_list_csv_with_metadata_and_password_file(
 
 async def test_errors_jsonl_and_csv_to_stdout(emulator: Emulator, tmp_path: Path) -> None:
     """errors, filtered by function, to stdout in both formats: the emulator's entries."""
-    env = cli_env(DATAFORSEO_LOGIN=LOGIN, DATAFORSEO_PASSWORD=PASSWORD)
     common = ("errors", "--function", "backlinks/live", "--base-url", emulator.url, "-q")
-    code, out, err = await run_cli_async(*common, cwd=tmp_path, env=env)
+    code, out, err = await run_cli_async(*common, cwd=tmp_path, env=api_env())
     assert (code, err) == (0, "")
     end = sent_datetime_to(emulator)
     expected = [
@@ -234,7 +281,7 @@ async def test_errors_jsonl_and_csv_to_stdout(emulator: Emulator, tmp_path: Path
     assert rows == expected
     assert list(rows[0]) == ERROR_FIELDS
 
-    code, out, err = await run_cli_async(*common, "--format", "csv", cwd=tmp_path, env=env)
+    code, out, err = await run_cli_async(*common, "--format", "csv", cwd=tmp_path, env=api_env())
     assert (code, err) == (0, "")
     assert list(csv.reader(out.splitlines())) == [
         ERROR_FIELDS,
@@ -242,24 +289,144 @@ async def test_errors_jsonl_and_csv_to_stdout(emulator: Emulator, tmp_path: Path
     ]
 
 
-async def test_wrong_password_exits_3_with_the_reason(emulator: Emulator, tmp_path: Path) -> None:
-    """A refused credential ends with exit 3 and one error line naming the API's answer."""
+# Text that CSV has to quote, and characters that str.splitlines() breaks a line at.
+AWKWARD = 'a "quoted", comma\nnew line\r\ncarriage return; \u2028 \u2029 \x85 done'
+
+
+async def test_awkward_text_round_trips_through_csv_and_jsonl(tmp_path: Path) -> None:
+    """Commas, quotes, newlines and U+2028/U+2029/U+0085 in fields read back exactly."""
+    posted = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S +00:00")
+    task = {
+        "id": "11010000-0000-0000-0000-000000000001",
+        "url": f"https://api.dataforseo.com/v3/x?q={AWKWARD}",
+        "datetime_posted": posted,
+        "datetime_done": None,
+        "status": AWKWARD,
+        "cost": 0.5,
+        "metadata": None,
+    }
+    error = {
+        "id": "11010000-0000-0000-0000-000000000002",
+        "datetime": posted[:19],
+        "function": "backlinks/live",
+        "error_code": 40501,
+        "error_message": AWKWARD,
+        "http_url": "https://api.dataforseo.com/v3/backlinks/live",
+        "http_method": "POST",
+        "http_code": 200,
+        "http_time": 0.25,
+        "http_response": '{"status_message": "Invalid Field: \'target\'.", "x": [1, 2]}\n',
+    }
+    async with Emulator(LOGIN, PASSWORD, tasks=[task], errors=[error]) as emu:
+        base = ("--base-url", emu.url, "-q")
+        env = api_env()
+        results = await asyncio.gather(
+            run_cli_async(
+                "id-list",
+                "--from",
+                ago(2),
+                *base,
+                "--format",
+                "csv",
+                "-o",
+                "t.csv",
+                cwd=tmp_path,
+                env=env,
+            ),
+            run_cli_async("errors", *base, "--format", "csv", "-o", "e.csv", cwd=tmp_path, env=env),
+            run_cli_async("errors", *base, "-o", "e.jsonl", cwd=tmp_path, env=env),
+            run_cli_async(
+                "id-list", "--from", ago(2), *base, "-o", "t.jsonl", cwd=tmp_path, env=env
+            ),
+        )
+    assert list(results) == [(0, "", "")] * 4
+    assert read_csv(tmp_path / "t.csv") == [
+        TASK_FIELDS,
+        csv_cells(expected_task(task), TASK_FIELDS),
+    ]
+    assert read_csv(tmp_path / "e.csv") == [
+        ERROR_FIELDS,
+        csv_cells(expected_error(error), ERROR_FIELDS),
+    ]
+    assert read_jsonl(tmp_path / "t.jsonl") == [expected_task(task)]
+    assert read_jsonl(tmp_path / "e.jsonl") == [expected_error(error)]
+
+
+async def test_wrong_password_exits_3_and_leaves_the_output_alone(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """A refused credential: exit 3, one error line, no summary, the old -o file untouched."""
+    (tmp_path / "tasks.jsonl").write_text("an earlier export\n")
     code, out, err = await run_cli_async(
         "id-list",
         "--from",
-        "2026-11-01",
+        ago(10),
         "--base-url",
         emulator.url,
+        "-o",
+        "tasks.jsonl",
+        "--state",
+        "tasks.state",
         cwd=tmp_path,
         env=cli_env(DATAFORSEO_LOGIN=LOGIN, DATAFORSEO_PASSWORD="wrong"),
     )
     assert (code, out) == (3, "")
-    assert err.splitlines()[-1] == (
+    assert err == (
         "dfs-async: error: authentication failed: 40100 You are not authorized to access this "
         "resource. (HTTP 401, /v3/backlinks/id_list); check the login and the API password "
-        "(which is not the password of the dashboard)"
+        "(which is not the password of the dashboard)\n"
     )
-    assert "Traceback" not in err
+    assert (tmp_path / "tasks.jsonl").read_text() == "an earlier export\n"
+    assert os.listdir(tmp_path) == ["tasks.jsonl"]
+
+
+async def test_an_account_refusal_shows_the_apis_reason(emulator: Emulator, tmp_path: Path) -> None:
+    """40200 (payment) is exit 3 with the API's code and message, without a password hint."""
+    emulator.inject(1, Fault.envelope_error(40200, "Payment Required."))
+    code, out, err = await run_cli_async(
+        "id-list", "--from", ago(10), "--base-url", emulator.url, cwd=tmp_path, env=api_env()
+    )
+    assert (code, out) == (3, "")
+    assert err == (
+        "dfs-async: error: the API refused the account: 40200 Payment Required. "
+        "(HTTP 200, /v3/backlinks/id_list)\n"
+    )
+
+
+async def test_server_trouble_that_outlasts_the_retries_exits_4(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """HTTP 500 on every try: exit 4 after 1 + --retries calls, one error line, no file."""
+    emulator.script({n: Fault.http_status(500) for n in range(1, 50)})
+    code, out, err = await run_cli_async(
+        "id-list",
+        "--from",
+        ago(10),
+        "--base-url",
+        emulator.url,
+        "--retries",
+        "1",
+        "-o",
+        "tasks.jsonl",
+        cwd=tmp_path,
+        env=api_env(),
+    )
+    assert (code, out) == (4, "")
+    retry, gave_up, error = err.splitlines()  # the client's log, then the error
+    assert re.fullmatch(
+        r"dfs-async: /v3/backlinks/id_list offset=0: ServerError HTTP 500; retry 1/1 in "
+        r"[0-9]\.[0-9]{2} s",
+        retry,
+    )
+    assert gave_up == (
+        "dfs-async: /v3/backlinks/id_list: giving up after 2 attempts: ServerError HTTP 500"
+    )
+    assert error == (
+        "dfs-async: error: server trouble outlasted the retries: no status code HTTP 500: "
+        "'500 Internal Server Error\\n' (HTTP 500, /v3/backlinks/id_list)"
+    )
+    assert len(emulator.requests) == 2
+    assert os.listdir(tmp_path) == []
 
 
 def test_missing_password_exits_3(tmp_path: Path) -> None:
@@ -278,6 +445,46 @@ def test_missing_password_exits_3(tmp_path: Path) -> None:
     )
 
 
+def open_if_read(fifo: Path) -> int | None:
+    """The FIFO opened for writing once a reader has it open, None until then."""
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+            raise
+        return None
+
+
+def test_ctrl_c_while_reading_the_password_is_one_line(tmp_path: Path) -> None:
+    """Ctrl-C before the export's own handlers (here: reading the password) is 130, no traceback."""
+    fifo = tmp_path / "password"
+    os.mkfifo(fifo)
+    args = ["id-list", "--from", "2026-11-01", "--login", LOGIN, "--password-file", "password"]
+    process = spawn_cli(*args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    writer = None
+    try:
+        # Opening a FIFO to write without blocking fails until a reader has it open: from
+        # then on the command waits for a password that never comes.
+        deadline = time.monotonic() + 20
+        while (writer := open_if_read(fifo)) is None:
+            assert process.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    finally:
+        if writer is not None:
+            os.close(writer)
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert (process.returncode, out, err) == (
+        130,
+        "",
+        "interrupted: before the first page arrived\n",
+    )
+
+
 # -- arguments --------------------------------------------------------------------------------
 
 
@@ -288,6 +495,11 @@ def test_missing_password_exits_3(tmp_path: Path) -> None:
             ["--from", "2026-13-01"],
             "argument --from: '2026-13-01' is not a valid date: month must be in 1..12 "
             "(see 'dfs-async id-list --help')",
+        ),
+        (
+            ["--from", "0001-01-01T00:00+01:00"],
+            "argument --from: '0001-01-01T00:00+01:00' is not a valid date: date value out of "
+            "range (see 'dfs-async id-list --help')",
         ),
         (
             ["--from", "2026-11-01", "--to", "yesterday"],
@@ -308,12 +520,74 @@ def test_bad_dates_exit_2_with_one_line(args: list[str], message: str, tmp_path:
     assert result.stderr == f"dfs-async: error: {message}\n"
 
 
-def test_help_says_dates_without_a_zone_are_utc(tmp_path: Path) -> None:
-    """--help of the program and of both commands says a date without a zone is UTC."""
+def file_argument_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
+    """-o/--state mistakes and the message each must give."""
+    see = " (see 'dfs-async id-list --help')"
+    cases = [
+        (
+            ["--state", "tasks.state"],
+            "--state needs -o FILE: standard output cannot be cut back to the last saved "
+            "page, so a resumed export could lose or repeat records" + see,
+        ),
+        (
+            ["-o", "tasks.jsonl", "--state", "./tasks.jsonl"],
+            "-o and --state name the same file; the state needs a file of its own" + see,
+        ),
+        (
+            ["-o", "tasks.jsonl", "--state", "missing/tasks.state"],
+            "--state missing/tasks.state: no such directory missing",
+        ),
+        (["-o", "missing/tasks.jsonl"], "-o missing/tasks.jsonl: no such directory missing"),
+        (["-o", "."], "-o .: is a directory"),
+    ]
+    if os.geteuid() != 0:  # root may write anywhere
+        (tmp_path / "read-only").mkdir(mode=0o555)
+        cases.append(
+            (
+                ["-o", "tasks.jsonl", "--state", "read-only/tasks.state"],
+                "--state read-only/tasks.state: cannot create files in read-only",
+            )
+        )
+    return cases
+
+
+async def test_output_and_state_mistakes_exit_2_before_any_call(tmp_path: Path) -> None:
+    """--state without -o, both naming one file, an unusable path: exit 2, one line, no file."""
+    cases = file_argument_cases(tmp_path)
+    results = await asyncio.gather(
+        *[
+            run_cli_async("id-list", "--emulate", "--from", "2026-07-01", *args, cwd=tmp_path)
+            for args, _ in cases
+        ]
+    )
+    assert list(results) == [(2, "", f"dfs-async: error: {message}\n") for _, message in cases]
+    assert os.listdir(tmp_path) in ([], ["read-only"])
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_failed_write_exits_1_naming_the_file(tmp_path: Path) -> None:
+    """A write error on -o (a full disk) is exit 1 with one line naming the file."""
+    result = run_cli(
+        "id-list", "--emulate", "--emulate-tasks", "10", "--from", "2026-07-01", "-q", "-o",
+        "/dev/full", cwd=tmp_path,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == "dfs-async: error: writing /dev/full: No space left on device\n"
+
+
+def test_help_says_dates_without_a_zone_are_utc_and_lists_exit_codes(tmp_path: Path) -> None:
+    """--help of the program and of both commands: dates without a zone are UTC; exit codes."""
     for args in ([], ["id-list"], ["errors"]):
         result = run_cli(*args, "--help", cwd=tmp_path)
         assert result.returncode == 0
-        assert "A date or time without a zone is UTC." in " ".join(result.stdout.split())
+        text = " ".join(result.stdout.split())
+        assert "A date or time without a zone is UTC." in text
+        assert (
+            "Exit codes: 0 done; 1 other failure (writing a file); 2 bad arguments or state "
+            "file; 3 authentication or account refused; 4 rate limit or server trouble that "
+            "outlasted the retries, or an unreadable reply; 130 interrupted (Ctrl-C); 141 the "
+            "reader of standard output went away; 143 terminated (SIGTERM)."
+        ) in text
 
 
 def test_version(tmp_path: Path) -> None:
@@ -347,13 +621,13 @@ def test_emulate_says_the_rate_is_shortened_and_writes_n_records(tmp_path: Path)
         cwd=tmp_path,
     )
     assert result.returncode == 0
-    notice, summary = result.stderr.splitlines()
+    notice, closing = result.stderr.splitlines()
     assert notice == (
         "emulator: 1,200 synthetic tasks posted 2026-07-04 to 2026-11-30, its clock fixed at "
         "2026-12-01 00:00 UTC; rate limit shortened to 10 calls / 2 s (the real API allows "
         "10 / 60 s)"
     )
-    assert summary.startswith("1,200 records in 2 pages, 2 calls, ")
+    assert re.fullmatch(summary("1,200 records", 2, 2), closing)
     assert read_jsonl(tmp_path / "demo.jsonl") == demo_tasks(1200)
 
 
@@ -366,31 +640,16 @@ def test_quiet_prints_nothing_but_the_records(tmp_path: Path) -> None:
     assert len(list(csv.reader(result.stdout.splitlines()))) == 41
 
 
-def test_interrupted_export_resumes_to_every_record_exactly_once(tmp_path: Path) -> None:
-    """SIGINT mid-stream: exit 130, state matches the file; the re-run completes it exactly."""
-    args = [
-        "id-list",
-        "--emulate",
-        "--emulate-tasks",
-        "3000",
-        "--from",
-        "2026-07-01",
-        "--page-size",
-        "500",
-        "-o",
-        "tasks.jsonl",
-        "--state",
-        "tasks.state",
-    ]
+def test_sigint_mid_stream_exits_130_with_a_state_that_matches_the_output(
+    tmp_path: Path,
+) -> None:
+    """SIGINT between pages: exit 130, the state counts exactly the records and bytes written."""
     output, state_file = tmp_path / "tasks.jsonl", tmp_path / "tasks.state"
-    slow = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
-        [sys.executable, "-m", "dfs_async", *args, "--emulate-rate", "1/0.4"],
-        cwd=tmp_path,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    slow = spawn_cli(
+        "id-list", "--emulate", "--emulate-tasks", "3000", "--emulate-rate", "1/0.4",
+        "--from", "2026-07-01", "--page-size", "500", "-o", "tasks.jsonl", "--state",
+        "tasks.state", cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # until a page or two are written
         if state_file.exists() and json.loads(state_file.read_text())["stream"]["yielded"]:
@@ -399,40 +658,153 @@ def test_interrupted_export_resumes_to_every_record_exactly_once(tmp_path: Path)
     slow.send_signal(signal.SIGINT)
     out, err = slow.communicate(timeout=20)
     assert (slow.returncode, out) == (130, "")
-    assert err.splitlines()[-1].startswith("interrupted: ")
-    assert err.splitlines()[-1].endswith("; run the same command to continue from tasks.state")
     saved = json.loads(state_file.read_text())
     written = read_jsonl(output)
     assert 0 < len(written) < 3000
+    assert written == demo_tasks(3000)[: len(written)]
     assert saved["stream"]["yielded"] == len(written)
     assert saved["output_bytes"] == output.stat().st_size
+    assert saved["output"] == str(output)
     assert saved["stream"]["done"] is False
-
-    # As if a later run had died between writing a page and saving the state.
-    with output.open("ab") as file:
-        file.write(b'{"id":"half a rec')
-    resumed = run_cli(*args, cwd=tmp_path)
-    assert resumed.returncode == 0
-    assert f"resuming from tasks.state: {len(written):,} records already written" in (
-        resumed.stderr
+    pages = len(written) // 500
+    calls = r"[0-9]+ calls?"  # the next page may be in flight when the signal comes
+    assert re.fullmatch(
+        rf"interrupted: {len(written):,} records in {pages} pages?, {calls}, "
+        rf"[0-9]+\.[0-9] s rate-limit wait, [0-9]+\.[0-9] s{CONTINUE}",
+        err.splitlines()[-1],
     )
-    assert "dropping 17 bytes written after the saved state" in resumed.stderr
-    assert read_jsonl(output) == demo_tasks(3000)
-    assert json.loads(state_file.read_text())["stream"]["done"] is True
 
-    again = run_cli(*args, cwd=tmp_path)
-    assert again.returncode == 0
-    assert again.stderr.splitlines()[-1] == (
-        "nothing to do: the state file tasks.state records a finished export (3,000 records); "
+
+async def cut_by_server_trouble(
+    emu: Emulator, tmp_path: Path, *args: str
+) -> tuple[tuple[str, ...], str]:
+    """Run an export that gets the first page, then HTTP 500 (no retries): exit 4.
+
+    Returns the arguments (to run it again) and what it printed on stderr.
+    """
+    emu.inject(2, Fault.http_status(500))
+    every = (
+        "id-list",
+        "--from",
+        ago(170),
+        "--base-url",
+        emu.url,
+        *args,
+        "-o",
+        "tasks.jsonl",
+        "--state",
+        "tasks.state",
+    )
+    code, out, err = await run_cli_async(*every, "--retries", "0", cwd=tmp_path, env=api_env())
+    assert (code, out) == (4, "")
+    return every, err
+
+
+async def test_a_stream_cut_short_says_how_to_continue_and_max_items_holds(
+    tmp_path: Path,
+) -> None:
+    """Exit 4 mid-stream names the state file; the re-run stops at exactly --max-items."""
+    async with Emulator(LOGIN, PASSWORD, n_tasks=2500, seed=3, rate_limit=None) as emu:
+        args, err = await cut_by_server_trouble(
+            emu, tmp_path, "--page-size", "500", "--max-items", "1200"
+        )
+        gave_up, first, error = err.splitlines()
+        assert gave_up == (  # the client's log, as the prefetched second call failed
+            "dfs-async: /v3/backlinks/id_list: giving up after 1 attempts: ServerError HTTP 500"
+        )
+        assert re.fullmatch(summary("500 records", 1, 2), first)
+        assert error == (
+            "dfs-async: error: server trouble outlasted the retries: no status code HTTP 500: "
+            f"'500 Internal Server Error\\n' (HTTP 500, /v3/backlinks/id_list){CONTINUE}"
+        )
+        assert len(read_jsonl(tmp_path / "tasks.jsonl")) == 500
+
+        code, out, err = await run_cli_async(*args, cwd=tmp_path, env=api_env())
+        expected = emu.expected_id_list(args[2], sent_datetime_to(emu))
+    assert (code, out) == (0, "")
+    resuming, closing = err.splitlines()
+    assert resuming == "resuming from tasks.state: 500 records already written"
+    assert re.fullmatch(summary(r"700 records \(1,200 with the earlier runs\)", 2, 2), closing)
+    assert read_jsonl(tmp_path / "tasks.jsonl") == [expected_task(i) for i in expected[:1200]]
+    assert [r.body[0]["limit"] for r in emu.requests[2:]] == [500, 200]
+
+
+async def test_a_resumed_run_drops_what_was_written_after_the_saved_state(
+    tmp_path: Path,
+) -> None:
+    """Bytes written after the last saved state (a run killed between the two writes) are cut."""
+    async with Emulator(LOGIN, PASSWORD, n_tasks=2500, seed=3, rate_limit=None) as emu:
+        args, _ = await cut_by_server_trouble(emu, tmp_path)
+        output = tmp_path / "tasks.jsonl"
+        with output.open("ab") as file:  # as if a run had died between writing and saving
+            file.write(b'{"id":"half a rec')
+        code, out, err = await run_cli_async(*args, cwd=tmp_path, env=api_env())
+        expected = emu.expected_id_list(args[2], sent_datetime_to(emu))
+    assert (code, out) == (0, "")
+    resuming, warning, closing = err.splitlines()
+    assert resuming == "resuming from tasks.state: 1,000 records already written"
+    assert warning == (
+        f"dfs-async: warning: {output}: dropping 17 bytes written after the saved state"
+    )
+    assert re.fullmatch(summary(r"1,500 records \(2,500 with the earlier runs\)", 2, 2), closing)
+    assert read_jsonl(output) == [expected_task(item) for item in expected]
+    assert json.loads((tmp_path / "tasks.state").read_text())["stream"]["done"] is True
+
+
+FINISHED_ARGS = (
+    "--emulate",
+    "--emulate-tasks",
+    "1200",
+    "--from",
+    "2026-07-01",
+    "-o",
+    "tasks.jsonl",
+    "--state",
+    "tasks.state",
+)
+
+
+@pytest.fixture(scope="module")
+def finished_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with a finished `id-list --emulate` export and its state (read-only use)."""
+    directory = tmp_path_factory.mktemp("finished")
+    result = run_cli("id-list", *FINISHED_ARGS, "-q", cwd=directory)
+    assert (result.returncode, result.stderr) == (0, "")
+    return directory
+
+
+def test_a_finished_export_is_not_done_again(finished_export: Path) -> None:
+    """The same command after a finished export writes nothing and says so."""
+    before = (finished_export / "tasks.jsonl").read_bytes()
+    result = run_cli("id-list", *FINISHED_ARGS, cwd=finished_export)
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr.splitlines()[-1] == (
+        "nothing to do: the state file tasks.state records a finished export (1,200 records); "
         "delete it to export again"
     )
-    assert read_jsonl(output) == demo_tasks(3000)
+    assert (finished_export / "tasks.jsonl").read_bytes() == before
+    assert read_jsonl(finished_export / "tasks.jsonl") == demo_tasks(1200)
 
-    other = run_cli(*[a if a != "2026-07-01" else "2026-08-01" for a in args], cwd=tmp_path)
-    assert (other.returncode, other.stderr) == (
+
+def test_a_state_file_for_another_window_is_refused(finished_export: Path) -> None:
+    """A different --from with the same state file is exit 2, naming the difference."""
+    args = [a if a != "2026-07-01" else "2026-08-01" for a in FINISHED_ARGS]
+    result = run_cli("id-list", *args, cwd=finished_export)
+    assert (result.returncode, result.stdout, result.stderr) == (
         2,
+        "",
         "dfs-async: error: the state file is for a different request: --from is "
         "'2026-07-01 00:00:00 +00:00' there, '2026-08-01 00:00:00 +00:00' here\n",
+    )
+
+
+def test_a_state_file_from_the_other_command_is_refused(finished_export: Path) -> None:
+    """An id-list state file given to `errors` is exit 2, naming both endpoints."""
+    result = run_cli("errors", *FINISHED_ARGS[:3], *FINISHED_ARGS[5:], cwd=finished_export)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2,
+        "",
+        "dfs-async: error: the state file is for /v3/backlinks/id_list, not /v3/backlinks/errors\n",
     )
 
 
@@ -440,40 +812,37 @@ def test_a_bad_state_file_is_exit_2(tmp_path: Path) -> None:
     """A state file that is not one is a bad argument, named in the message."""
     (tmp_path / "s.json").write_text("{}")
     result = run_cli(
-        "id-list", "--emulate", "--from", "2026-07-01", "--state", "s.json", cwd=tmp_path
-    )
+        "id-list", "--emulate", "--from", "2026-07-01", "-o", "out.jsonl", "--state", "s.json",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (
         "dfs-async: error: bad state file s.json: not a dfs-async state file (format 1)\n"
     )
 
 
-def test_progress_is_shown_on_a_terminal(tmp_path: Path) -> None:
-    """With stderr on a terminal the live display counts records; the summary stays."""
+PROGRESS = re.compile(
+    r"([0-9]+)% ([0-9,]+) records? · ([0-9]+) calls? · [0-9]:[0-9]{2}:[0-9]{2} "
+    r"\([0-9]:[0-9]{2}:[0-9]{2} waiting\) · ETA ([0-9]:[0-9]{2}:[0-9]{2}|-:--:--)"
+)
+
+
+def test_progress_is_one_line_on_an_80_column_terminal(tmp_path: Path) -> None:
+    """With stderr on an 80-column terminal the live line fits on one row; the summary stays."""
     pty = pytest.importorskip("pty")
+    fcntl = pytest.importorskip("fcntl")
+    termios = pytest.importorskip("termios")
     parent, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, bytes([24, 0, 80, 0, 0, 0, 0, 0]))  # rows, columns
     try:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dfs_async",
-                "id-list",
-                "--emulate",
-                "--emulate-tasks",
-                "2500",
-                "--from",
-                "2026-07-01",
-                "--max-items",
-                "2000",
-                "-o",
-                "tasks.jsonl",
-            ],
+        process = spawn_cli(
+            "id-list", "--emulate", "--emulate-tasks", "2500", "--from", "2026-07-01",
+            "--max-items", "2000", "-o", "tasks.jsonl",
             cwd=tmp_path,
-            env=cli_env(COLUMNS="200", TERM="xterm"),
-            stderr=child,
+            env=cli_env(TERM="xterm", COLUMNS="80", LINES="24"),
             stdout=subprocess.DEVNULL,
-        )
+            stderr=child,
+        )  # fmt: skip
         os.close(child)
         chunks = []
         while True:
@@ -488,9 +857,15 @@ def test_progress_is_shown_on_a_terminal(tmp_path: Path) -> None:
     finally:
         os.close(parent)
     screen = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", b"".join(chunks)).decode()
-    assert "2,000 records · 2 pages · 2 calls · 0.0 s rate-limit wait · elapsed" in screen
-    assert "· ETA" in screen
-    assert re.search(r"2,000 records in 2 pages, 2 calls, 0\.0 s rate-limit wait, ", screen)
+    rows = [row for row in re.split(r"[\r\n]+", screen) if row.strip()]
+    live = [row.strip() for row in rows if "records ·" in row or "record ·" in row]
+    assert live
+    assert all(PROGRESS.fullmatch(row) for row in live), live
+    assert all(len(row) <= 80 for row in live), live
+    last = PROGRESS.fullmatch(live[-1])
+    assert last is not None
+    assert last.group(1, 2, 3) == ("100", "2,000", "2")
+    assert re.fullmatch(summary("2,000 records", 2, 2), rows[-1])
     assert len(read_jsonl(tmp_path / "tasks.jsonl")) == 2000
 
 
@@ -513,6 +888,13 @@ def test_parse_when_reads_iso_and_api_forms_as_utc(text: str, expected: datetime
     """Every accepted form gives the same instant in UTC; no zone means UTC."""
     parsed = parse_when(text)
     assert (parsed, parsed.tzinfo) == (expected, UTC)
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00+01:00", "9999-12-31T23:59-00:01"])
+def test_parse_when_refuses_a_time_outside_the_utc_range(text: str) -> None:
+    """A local time that is before year 1 or after 9999 in UTC is a ValueError, not a crash."""
+    with pytest.raises(ValueError, match=r"^'.*' is not a valid date: date value out of range$"):
+        parse_when(text)
 
 
 def test_library_messages_name_the_options() -> None:
@@ -568,6 +950,42 @@ def test_exit_codes_follow_how_a_caller_reacts(exc: BaseException, code: int) ->
     assert classify(exc)[0] == code
 
 
+@pytest.mark.parametrize(
+    ("status_code", "http_status", "message"),
+    [
+        (
+            40100,
+            401,
+            "authentication failed: 40100 Unauthorized. (HTTP 401, /e); check the login and the "
+            "API password (which is not the password of the dashboard)",
+        ),
+        (
+            None,
+            401,
+            "authentication failed: no status code Unauthorized. (HTTP 401, /e); check the "
+            "login and the API password (which is not the password of the dashboard)",
+        ),
+        (40200, 200, "the API refused the account: 40200 Unauthorized. (HTTP 200, /e)"),
+        (40201, 200, "the API refused the account: 40201 Unauthorized. (HTTP 200, /e)"),
+        (40203, 200, "the API refused the account: 40203 Unauthorized. (HTTP 200, /e)"),
+        (40204, 200, "the API refused the account: 40204 Unauthorized. (HTTP 200, /e)"),
+        (40207, 200, "the API refused the account: 40207 Unauthorized. (HTTP 200, /e)"),
+        (None, 402, "the API refused the account: no status code Unauthorized. (HTTP 402, /e)"),
+    ],
+)
+def test_only_a_refused_credential_gets_the_password_hint(
+    status_code: int | None, http_status: int, message: str
+) -> None:
+    """40100 / HTTP 401 suggest checking the password; payment, limits, IP list do not."""
+    exc = dfs_async.AuthenticationError(
+        status_code=status_code,
+        status_message="Unauthorized.",
+        http_status=http_status,
+        endpoint="/e",
+    )
+    assert classify(exc) == (3, message)
+
+
 def test_summary_line() -> None:
     """The closing line counts records, pages, calls, the wait and the time."""
     stats = dfs_async.Stats(calls=3, seconds_waited=0.04)
@@ -579,3 +997,25 @@ def test_summary_line() -> None:
         "1 record (1,000 with the earlier runs) in 1 page, 2 calls (1 retry), "
         "61.0 s rate-limit and retry wait, 1 min 15 s"
     )
+
+
+def test_progress_line_fits_80_columns() -> None:
+    """The live line: exact text, and at most 78 columns up to 9,999,999 records and 10 hours."""
+    assert progress_line(records=840, calls=1, waited=1.5, elapsed=3.9) == (
+        "840 records · 1 call · 0:00:03 (0:00:01 waiting)"
+    )
+    assert progress_line(
+        records=840, calls=1, waited=1.5, elapsed=3.9, percent=42.0, remaining=None
+    ) == ("42% 840 records · 1 call · 0:00:03 (0:00:01 waiting) · ETA -:--:--")
+    widest = progress_line(
+        records=9_999_999,
+        calls=9_999,
+        waited=35_999,
+        elapsed=35_999,
+        percent=100.0,
+        remaining=35_999,
+    )
+    assert widest == (
+        "100% 9,999,999 records · 9,999 calls · 9:59:59 (9:59:59 waiting) · ETA 9:59:59"
+    )
+    assert len(widest) == 78
