@@ -27,7 +27,7 @@ from ._models import Page, TaskError, TaskId
 from ._pager import Pager
 from ._pagination import PagerState
 from ._ratelimit import Limiter, LimiterBackend, LocalBackend, Permit, RateLimit
-from ._redis import RedisBackend, RedisUnavailableError
+from ._redis import RedisBackend, RedisBackendError, RedisUnavailableError
 from ._retry import Retry
 
 try:
@@ -58,6 +58,7 @@ __all__ = [
     "RateLimit",
     "RateLimitedError",
     "RedisBackend",
+    "RedisBackendError",
     "RedisUnavailableError",
     "RequestTimeoutError",
     "Retry",

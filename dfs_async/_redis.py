@@ -25,15 +25,23 @@ Strategy:
   waiting drops out of the queue; a live one that was merely late comes back with its place.
 - A 40202 seen by any worker sets a pause key that expires a period later; every worker's
   acquire sees it.
-- Redis restarted without persistence (or flushed, or failed over to a replica behind) loses
-  the history, and an empty history would allow a fresh burst on top of the calls just made.
-  Each key has an epoch (an id and its creation time) that never expires; a worker that saw
-  another epoch knows the history was lost, and every call waits until a period after the new
-  epoch began, when every lost stamp has left the window.
+- Lost history. Redis can lose some or all of a key's history: a restart without persistence,
+  a flush, a restart from an older snapshot, a failover to a replica that was behind, an
+  eviction. A history missing stamps would allow a burst on top of calls just made. Each key
+  has an epoch hash (an id, when it began, and a count of the scripts' writes) that never
+  expires. Every worker remembers the epoch it saw last and the highest write count it saw in
+  it. A missing epoch, or one whose count is below what a worker saw, is a lost history: a new
+  epoch begins, and every worker that knew the old one pauses the key until
+  ``max(period, lease)`` after the new one began. By then every lost stamp has left the window,
+  and every lost call in flight has replied (its release stamps it again in the new history)
+  or died.
 - Redis unreachable: each acquire keeps trying for `retry_for` seconds (a restart or failover
-  takes less), then raises `RedisUnavailableError`, or with ``fallback=True`` warns and limits
-  that key in this process alone (`LocalLimiter`), trying Redis again every `reconnect_after`
-  seconds and carrying the calls it made meanwhile over into the shared history.
+  takes less), each try bounded by what is left, then raises `RedisUnavailableError`; or with
+  ``fallback=True`` warns and limits that key in this process alone (a `LocalLimiter` seeded
+  with this process's latest calls and those still in flight), trying Redis again every
+  `reconnect_after` seconds and carrying the calls it made meanwhile over into the shared
+  history. Errors that retrying cannot fix (wrong type, no permission, failed authentication)
+  raise `RedisBackendError` at once, fallback or not.
 
 Why not the `limits` library: its Redis moving window stamps each hit when it is *taken*, with
 the worker's own clock (``time.time()``), in whole-second windows, and has no notion of a call
@@ -48,14 +56,17 @@ never needs it.
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import hashlib
 import logging
 import math
+import re
 import secrets
 import warnings
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiolimiter
 import attrs
@@ -73,8 +84,10 @@ __all__ = [
     "Decision",
     "LimiterKeys",
     "RedisBackend",
+    "RedisBackendError",
     "RedisLimiter",
     "RedisUnavailableError",
+    "Verdict",
     "backoff",
     "limiter_keys",
     "parse_decision",
@@ -94,43 +107,67 @@ _LOCAL = "local:"
 # ticket's deadline.
 _FORGET_TIMEOUT = 1.0
 
-# The acquire script. Times are whole microseconds of Redis's clock: below 2**53 they are exact
-# in Lua's doubles, in sorted-set scores, and in the integers a script returns.
-ACQUIRE_LUA = """
+# The shortest time one try of a Redis command gets, even when less of the budget is left.
+_MIN_TRY = 0.05
+
+# Redis's error replies that mean "not now" rather than "never": a replica promoted or still
+# loading, a cluster slot moving.
+_TRANSIENT_REPLIES = ("LOADING", "READONLY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN")
+
+# Both scripts start with this: which history is this, and is it the one the worker knew?
+# Times are whole microseconds of Redis's clock: below 2**53 they are exact in Lua's doubles,
+# in sorted-set scores, and in the integers a script returns.
+_HISTORY_LUA = """
+-- Redis's clock, not the worker's: every host agrees on "now" whatever its own clock says.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- The epoch hash: id, at (when this history began), writes (how many script runs wrote to
+-- it). It never expires, and every run of either script counts one write.
+local epoch = redis.call('HGET', KEYS[EPOCH], 'id')
+local writes = tonumber(redis.call('HGET', KEYS[EPOCH], 'writes') or '0')
+if not epoch or (ARGV[SEEN] == epoch and tonumber(ARGV[SEEN + 1]) > writes) then
+  -- No epoch (this key's first use, or Redis lost everything), or fewer writes than this
+  -- worker saw (a restart from an older snapshot, a replica that was behind, keys evicted):
+  -- a new history begins now. Whatever it lacks is older than now.
+  epoch = ARGV[SEEN + 2]
+  redis.call('HSET', KEYS[EPOCH], 'id', epoch, 'at', now, 'writes', 0)
+end
+writes = redis.call('HINCRBY', KEYS[EPOCH], 'writes', 1)
+"""
+
+# The acquire script.
+ACQUIRE_LUA = (
+    """
 -- KEYS: 1 done   zset  token -> reply stamp     (finished calls)
 --       2 flight zset  token -> lease end       (calls in flight)
 --       3 queue  zset  ticket -> arrival order  (waiters, first come first served)
 --       4 alive  zset  ticket -> deadline       (when a silent waiter counts as dead)
 --       5 pause  string, exists while every call must wait (40202, lost history)
---       6 epoch  hash   id, at: which history this is and when it began; never expires
--- ARGV: 1 calls  2 period  3 lease  4 grace  5 ticket  6 order ('' for a new waiter)
---       7 token  8 epoch the worker saw last ('' if none)  9 id for a new epoch
---       10.. pairs (token, age or -1): calls a worker made while Redis was away
+--       6 epoch  hash   id, at, writes: which history this is; never expires
+-- ARGV: 1 calls  2 period  3 lease  4 how long idle keys are kept (ms)  5 ticket
+--       6 order ('' for a new waiter)  7 token
+--       8 epoch the worker saw last ('' if none)  9 the most writes it saw in it
+--       10 id for a new epoch
+--       11.. pairs (token, age or -1): calls a worker made while Redis was away
 -- Arguments arrive as strings; every time and duration is in microseconds.
 local calls = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
-local grace = tonumber(ARGV[4])
--- Redis's clock, not the worker's: every host agrees on "now" whatever its own clock says.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
--- Idle keys vanish once nothing in them can matter any more: a lease ends, its stamp leaves
--- the window a period later, a waiter's ticket outlives its wait by the grace (in ms).
-local keep = math.ceil((period + lease + grace) / 1000)
-
--- A missing epoch means a new history: this key's first use, or Redis lost its data.
-local epoch = redis.call('HGET', KEYS[6], 'id')
-if not epoch then
-  epoch = ARGV[9]
-  -- 'at' is when this history began: nothing it lacks can be younger than that.
-  redis.call('HSET', KEYS[6], 'id', epoch, 'at', now)
-end
+local keep = tonumber(ARGV[4])
+-- How long a waiter's ticket outlives the moment it said it would ask again.
+local grace = GRACE
+"""
+    + _HISTORY_LUA.replace("KEYS[EPOCH]", "KEYS[6]").replace("ARGV[SEEN", "ARGV[8")
+    + """
 local lost = 0
 if ARGV[8] ~= '' and ARGV[8] ~= epoch then
-  -- This worker knew another history, so it was lost. Every lost stamp is older than the
-  -- new epoch, so all have left the window a period after it began: pause until then.
+  -- This worker knew another history, so it was lost. Every lost stamp is older than the new
+  -- epoch, so all have left the window a period after it began; every lost call in flight
+  -- started before it, so within a lease it has replied (its release stamps it again, in
+  -- this history) or died. Pause until both hold.
   lost = 1
-  local ms = math.ceil((tonumber(redis.call('HGET', KEYS[6], 'at')) + period - now) / 1000)
+  local at = tonumber(redis.call('HGET', KEYS[6], 'at'))
+  local ms = math.ceil((at + math.max(period, lease) - now) / 1000)
   -- Never shorten a longer pause (PTTL is -2 when there is none); PX needs at least 1 ms.
   if ms > 0 and ms > redis.call('PTTL', KEYS[5]) then
     redis.call('SET', KEYS[5], '1', 'PX', ms)
@@ -148,11 +185,13 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 
 -- Calls made through the fallback limiter join the history: finished ones at their stamp,
 -- those still in flight with a fresh lease (their release will stamp them).
-for i = 10, #ARGV - 1, 2 do
+for i = 11, #ARGV - 1, 2 do
   local age = tonumber(ARGV[i + 1])
   if age >= 0 then
-    redis.call('ZADD', KEYS[1], now - age, ARGV[i])
-  else
+    -- NX: a stamp already here (its release, or an earlier carry) stays as it is.
+    redis.call('ZADD', KEYS[1], 'NX', now - age, ARGV[i])
+  elseif not redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    -- Unless its release got here first: then it is finished, and in flight no more.
     redis.call('ZADD', KEYS[2], now + lease, ARGV[i])
   end
 end
@@ -173,17 +212,19 @@ end
 local order = tonumber(ARGV[6]) or now
 redis.call('ZADD', KEYS[3], order, ARGV[5])
 
+-- Kinds: 0 go, 1 wait for a stamp to leave the window, 2 wait for a call in flight, 3 paused.
 local kind
 local wait
 local paused = redis.call('PTTL', KEYS[5])
-if paused > 0 then
+if redis.call('ZSCORE', KEYS[2], ARGV[7]) then
+  -- This token already holds a slot: an earlier try of this same acquire was granted but its
+  -- reply was lost on the way. Granting again is what makes retrying safe; a pause that began
+  -- since does not take the slot back (the worker would hold it, unused, for a lease).
+  kind = 0
+elseif paused > 0 then
   -- Paused: everyone waits out the pause (PTTL is in ms), then asks again in queue order.
   kind = 3
   wait = paused * 1000
-elseif redis.call('ZSCORE', KEYS[2], ARGV[7]) then
-  -- This token already holds a slot: an earlier try of this same acquire was granted but its
-  -- reply was lost on the way. Granting again is what makes retrying safe.
-  kind = 0
 else
   -- rank: waiters ahead of this one; used: slots held by stamps in the window and by calls
   -- in flight.
@@ -219,18 +260,24 @@ else
   -- The waiter promises to ask again after `wait`; past that and the grace, it is dead.
   redis.call('ZADD', KEYS[4], now + wait + grace, ARGV[5])
 end
+-- Idle keys vanish once nothing in them can matter any more: a lease ends, its stamp leaves
+-- the window a period later, a waiter's ticket outlives its wait by the grace.
 for i = 1, 4 do
   redis.call('PEXPIRE', KEYS[i], keep)
 end
-return {kind, wait, order, epoch, lost}
+return {kind, wait, order, epoch, lost, writes}
 """
+).replace("GRACE", str(round(GRACE * 1_000_000)))
 
 # The release script: the call's reply arrived (or it failed), stamp it now.
-RELEASE_LUA = """
--- KEYS: 1 done  2 flight.  ARGV: 1 token  2 how long to keep the key (ms)
--- Redis's clock, as in acquire, so stamps from every host compare.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+RELEASE_LUA = (
+    """
+-- KEYS: 1 done  2 flight  3 epoch
+-- ARGV: 1 token  2 how long to keep the key (ms)  3 epoch the worker saw last
+--       4 the most writes it saw in it  5 id for a new epoch
+"""
+    + _HISTORY_LUA.replace("KEYS[EPOCH]", "KEYS[3]").replace("ARGV[SEEN", "ARGV[3")
+    + """
 -- No longer in flight ...
 redis.call('ZREM', KEYS[2], ARGV[1])
 -- ZADD, not a move: it also stamps a call whose lease already ran out (the later stamp, now,
@@ -238,36 +285,51 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 -- Kept until this stamp (and any lease) can no longer matter.
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return now
+-- A new epoch begun here is noticed by the worker's next acquire, which pauses the key.
+return {epoch, writes}
 """
+)
 
 
-class RedisUnavailableError(DataForSEOError):
-    """Redis could not be used for the shared rate limit; `url` has no password in it."""
+class RedisBackendError(DataForSEOError):
+    """Redis could not be used for the shared rate limit; `url` has no password in it.
+
+    Raised as is when Redis refused a command for a reason that retrying cannot fix (a key of
+    the wrong type, no permission, failed authentication); see `RedisUnavailableError` for an
+    unreachable Redis.
+    """
 
     def __init__(self, message: str, *, url: str) -> None:
         super().__init__(message)
         self.url = url
 
 
+class RedisUnavailableError(RedisBackendError):
+    """Redis could not be reached for the whole `retry_for`; `url` has no password in it."""
+
+
+# A query parameter named password, up to the next parameter: '#' and '@' included, since an
+# unencoded password may contain them.
+_QUERY_PASSWORD = re.compile(r"(^|&)(password=)[^&]*")
+
+
 def redact_url(url: str) -> str:
-    """`url` with any password replaced by ``***`` (in the user part and in the query)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparsable Redis URL>"
-    # Edited as text, so the rest of the URL stays exactly as written (``unix:///path``).
-    head, question, query = url.partition("?")
-    if password is not None:
-        user = parts.username or ""
-        host = parts.netloc.rpartition("@")[2]
-        head = head.replace(parts.netloc, f"{user}:***@{host}", 1)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if any(name == "password" for name, _ in pairs):
-        hidden = [(name, "***" if name == "password" else value) for name, value in pairs]
-        query = urlencode(hidden, safe="*") + ("#" + parts.fragment if parts.fragment else "")
-    return head + question + query
+    """`url` with any password replaced by ``***`` (in the user part and in the query).
+
+    Edited as text, not parsed: a password with an unencoded '/', '?', '#' or '@' would
+    mislead a parser about where it ends. Everything between ``://`` and the *last* '@' is
+    the user part; of it, only a user name before a ':' is shown.
+    """
+    head, sep, rest = url.partition("://")
+    if not sep:
+        head, rest = "", url
+    user_part, at, host_part = rest.rpartition("@")
+    # ('unix:///path?...@...': an '@' after a path is no user part.)
+    if at and not user_part.startswith("/"):
+        user, colon, _ = user_part.partition(":")
+        rest = f"{user}:***@{host_part}" if colon else f"***@{host_part}"
+    path, question, query = rest.partition("?")
+    return head + sep + path + question + _QUERY_PASSWORD.sub(r"\1\2***", query)
 
 
 @attrs.frozen
@@ -285,6 +347,11 @@ class LimiterKeys:
     def acquire(self) -> list[str]:
         """The keys in the order the acquire script takes them."""
         return [self.done, self.flight, self.queue, self.alive, self.pause, self.epoch]
+
+    @property
+    def release(self) -> list[str]:
+        """The keys in the order the release script takes them."""
+        return [self.done, self.flight, self.epoch]
 
 
 def limiter_keys(prefix: str, key: str) -> LimiterKeys:
@@ -310,14 +377,25 @@ def _microseconds(seconds: float) -> int:
     return math.ceil(seconds * 1_000_000)
 
 
+class Verdict(enum.IntEnum):
+    """What the acquire script decided (the codes it returns)."""
+
+    #: Take the slot.
+    GO = 0
+    #: Wait until a stamp has left the window.
+    STAMP = 1
+    #: Wait a period for a call in flight (a lower bound: ask again then).
+    IN_FLIGHT = 2
+    #: Every call waits out a pause (a 40202, or a lost history).
+    PAUSED = 3
+
+
 @attrs.frozen(kw_only=True)
 class Decision:
     """What the acquire script answered."""
 
-    #: 0 go, 1 wait for a stamp to leave the window, 2 wait for a call in flight (a lower
-    #: bound: ask again then), 3 paused.
-    kind: int
-    #: Seconds to sleep before asking again (0.0 with kind 0).
+    kind: Verdict
+    #: Seconds to sleep before asking again (0.0 with GO).
     wait: float
     #: The waiter's place in the queue, to keep it when asking again.
     order: int
@@ -325,31 +403,46 @@ class Decision:
     epoch: str
     #: Whether the worker had seen another history: Redis lost it.
     lost: bool
+    #: How many writes that history has had, this one included.
+    writes: int
 
 
 def parse_decision(reply: object) -> Decision:
-    """The acquire script's reply ``[kind, wait_us, order, epoch, lost]`` as a `Decision`."""
-    if not isinstance(reply, list) or len(reply) != 5:
+    """The acquire script's reply ``[kind, wait_us, order, epoch, lost, writes]``."""
+    if not isinstance(reply, list) or len(reply) != 6:
         raise TypeError(f"unexpected reply from the acquire script: {reply!r}")
-    kind, wait, order, epoch, lost = reply
+    kind, wait, order, epoch, lost, writes = reply
     if not (
         isinstance(kind, int)
+        and kind in set(Verdict)
         and isinstance(wait, int)
         and isinstance(order, int)
         and isinstance(epoch, bytes)
         and isinstance(lost, int)
+        and isinstance(writes, int)
     ):
         raise TypeError(f"unexpected reply from the acquire script: {reply!r}")
     return Decision(
-        kind=kind, wait=wait / 1_000_000, order=order, epoch=epoch.decode(), lost=bool(lost)
+        kind=Verdict(kind),
+        wait=wait / 1_000_000,
+        order=order,
+        epoch=epoch.decode(),
+        lost=bool(lost),
+        writes=writes,
     )
 
 
 class _Unreachable(Exception):
     """Redis failed for the whole retry budget; `__cause__` is the last error."""
 
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        #: How long it was tried.
+        self.seconds = seconds
+
 
 def _check_seconds(name: str, value: float, *, zero: bool = False) -> float:
+    # Not _ratelimit's attrs validators: those raise a plain ValueError for attrs fields.
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
@@ -362,14 +455,20 @@ def _check_seconds(name: str, value: float, *, zero: bool = False) -> float:
     return float(value)
 
 
+def _wake(waker: asyncio.Future[None]) -> None:
+    if not waker.done():
+        waker.set_result(None)
+
+
 class RedisBackend:
     """Rate limiters shared by every process using the same Redis `url` and `prefix`.
 
     ``async with RedisBackend(url) as shared, Client(limiter=shared) as client:``; the client
-    never closes it. Every worker sharing an account must use the same `RateLimit`.
+    never closes it. Every worker sharing an account must use the same `RateLimit` (asking
+    one backend for a key's limiter with another `RateLimit` is an `InvalidArgumentError`).
 
     - `lease`: how long a call in flight holds its slot if its worker dies; keep it above the
-      client's `timeout` (120 s by default).
+      client's `timeout` (120 s by default). A lost history also pauses the key this long.
     - `retry_for`: how long an acquire (or a release) keeps trying an unreachable Redis before
       giving up, to ride out a restart or a failover.
     - `fallback`: on giving up, raise `RedisUnavailableError` (False), or warn and limit that
@@ -391,10 +490,10 @@ class RedisBackend:
         self._closed = True  # until fully built, so __del__ of a failed init stays quiet
         try:
             # Imported here so that dfs_async (and this module) import without redis-py.
+            from redis import exceptions
             from redis.asyncio import Redis
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
-            from redis.exceptions import RedisError
         except ImportError as exc:
             raise ImportError(
                 "dfs_async.RedisBackend needs redis-py: pip install 'dfs-async[redis]'"
@@ -409,29 +508,64 @@ class RedisBackend:
         self.lease = _check_seconds("lease", lease)
         self.retry_for = _check_seconds("retry_for", retry_for, zero=True)
         self.reconnect_after = _check_seconds("reconnect_after", reconnect_after)
-        socket_timeout = _check_seconds("socket_timeout", socket_timeout)
+        self.socket_timeout = _check_seconds("socket_timeout", socket_timeout)
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise InvalidArgumentError(
+                f"not a usable Redis URL: {self.url} (it must start with redis://, rediss:// "
+                "or unix://)"
+            )
         try:
             self._redis: Redis = Redis.from_url(
                 url,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
+                socket_timeout=self.socket_timeout,
+                socket_connect_timeout=self.socket_timeout,
                 # One immediate retry replaces a pooled connection that a restart broke; any
                 # longer wait is ours to decide (retry_for), not redis-py's.
                 retry=Retry(NoBackoff(), 1),
             )
-        except ValueError as exc:
-            # redis-py's reason names the part at fault, never the password.
-            raise InvalidArgumentError(f"not a usable Redis URL: {self.url} ({exc})") from None
-        # What "Redis is unavailable" looks like: redis-py's errors and raw socket errors.
-        self.errors: tuple[type[BaseException], ...] = (RedisError, OSError)
+        except ValueError:
+            # Not redis-py's reason: it may quote the part of a password it mistook for a
+            # port or a database number.
+            raise InvalidArgumentError(
+                f"not a usable Redis URL: {self.url} (check the host, port and database; "
+                "characters such as '@', ':', '/', '?' or '#' in a user name or password must "
+                "be percent-encoded, e.g. with urllib.parse.quote(password, safe=''))"
+            ) from None
+        #: redis-py's errors: those `transient` does not accept mean Redis refused for good.
+        self.redis_errors: tuple[type[BaseException], ...] = (exceptions.RedisError, OSError)
+        # What "unreachable for now" looks like. asyncio.TimeoutError (one try ran out of
+        # time) is OSError's TimeoutError only from Python 3.11 on.
+        self._transient: tuple[type[BaseException], ...] = (
+            exceptions.ConnectionError,  # BusyLoadingError (LOADING) among them
+            exceptions.TimeoutError,
+            exceptions.ReadOnlyError,
+            exceptions.TryAgainError,
+            exceptions.ClusterDownError,  # MasterDownError among them
+            OSError,
+            asyncio.TimeoutError,
+        )
+        # ... except these ConnectionErrors, which no retry fixes.
+        self._refusals: tuple[type[BaseException], ...] = (
+            exceptions.AuthenticationError,
+            exceptions.AuthorizationError,
+            exceptions.ExternalAuthProviderError,
+        )
+        self._response_error = exceptions.ResponseError
         self.acquire_script: AsyncScript = self._redis.register_script(ACQUIRE_LUA)
         self.release_script: AsyncScript = self._redis.register_script(RELEASE_LUA)
         self._limiters: dict[str, RedisLimiter] = {}
+        # Sleeping acquires, woken at once by aclose().
+        self._sleepers: set[asyncio.Future[None]] = set()
         self._closed = False
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<dfs_async.RedisBackend {self.url} prefix={self.prefix!r} {state}>"
+
+    @staticmethod
+    def redacted(url: str) -> str:
+        """`url` as a backend shows it: any password replaced by ``***``."""
+        return redact_url(url)
 
     @property
     def redis(self) -> Redis:
@@ -440,16 +574,46 @@ class RedisBackend:
 
     def limiter(self, key: str, rate: RateLimit) -> RedisLimiter:
         """The limiter for `key` (``login:path``), shared with every process on this Redis."""
-        if self._closed:
-            raise ClientClosedError("the RedisBackend is closed")
+        self.check_open()
         found = self._limiters.get(key)
         if found is None:
             found = self._limiters[key] = RedisLimiter(self, key, rate)
+        elif found.rate != rate:
+            # Two rates on one shared quota cannot both hold; say so rather than pick one.
+            raise InvalidArgumentError(
+                f"{found.name} is already limited at {found.rate!r} through this RedisBackend, "
+                f"not {rate!r}: every client and worker sharing an account must use the same "
+                "RateLimit"
+            )
         return found
 
-    async def __aenter__(self) -> RedisBackend:
+    def transient(self, exc: BaseException) -> bool:
+        """Whether `exc` means Redis is unreachable for now (so worth trying again)."""
+        if isinstance(exc, self._refusals):
+            return False
+        if isinstance(exc, self._transient):
+            return True
+        return isinstance(exc, self._response_error) and str(exc).startswith(_TRANSIENT_REPLIES)
+
+    def check_open(self) -> None:
+        """Raise `ClientClosedError` once closed."""
         if self._closed:
             raise ClientClosedError("the RedisBackend is closed")
+
+    async def sleep(self, seconds: float) -> None:
+        """`asyncio.sleep`, cut short by `aclose` (check `closed` after it)."""
+        loop = asyncio.get_running_loop()
+        waker: asyncio.Future[None] = loop.create_future()
+        self._sleepers.add(waker)
+        timer = loop.call_later(seconds, _wake, waker)
+        try:
+            await waker
+        finally:
+            timer.cancel()
+            self._sleepers.discard(waker)
+
+    async def __aenter__(self) -> RedisBackend:
+        self.check_open()
         return self
 
     async def __aexit__(
@@ -465,10 +629,12 @@ class RedisBackend:
         return self._closed
 
     async def aclose(self) -> None:
-        """Close the connections to Redis. Idempotent."""
+        """Close the connections to Redis; waiting acquires raise `ClientClosedError`."""
         if self._closed:
             return
         self._closed = True
+        for waker in list(self._sleepers):
+            _wake(waker)
         await self._redis.aclose()
 
     def __del__(self) -> None:
@@ -489,19 +655,29 @@ class RedisLimiter:
         self.rate = rate
         self.keys = limiter_keys(backend.prefix, key)
         self._backend = backend
-        # For messages: the endpoint, never the login.
-        self._name = key.partition(":")[2] or self.keys.done.rpartition(":")[0]
+        #: For messages: the endpoint, never the login.
+        self.name = key.partition(":")[2] or self.keys.done.rpartition(":")[0]
         self._period_us = _microseconds(rate.period)
         self._lease_us = _microseconds(backend.lease)
-        self._keep_ms = math.ceil(rate.period * 1000 + backend.lease * 1000 + GRACE * 1000)
-        # The history this limiter last saw in Redis ('' before its first call).
+        # How long idle keys are kept: a lease, then its stamp's period, then a ticket's grace.
+        self._keep_ms = math.ceil((rate.period + backend.lease + GRACE) * 1000)
+        # The history this limiter last saw in Redis ('' before its first call), and the most
+        # writes it saw in it: a history with fewer lost some.
         self._epoch = ""
-        # The fallback: a LocalLimiter, made when Redis is first given up on.
+        self._writes = 0
+        # Every permit handed out and not yet released, with the fallback limiters that count
+        # it as in flight (and must hear of its release).
+        self._in_flight: dict[str, list[LocalLimiter]] = {}
+        # Reply stamps (loop time) of this process's latest calls, to seed a fallback limiter.
+        self._recent: deque[float] = deque(maxlen=rate.calls)
+        # The fallback's finished calls (token -> reply stamp) not yet carried over to Redis,
+        # and its calls in flight that were: their release must reach Redis.
+        self._local_done: dict[str, float] = {}
+        self._carried: set[str] = set()
+        # The fallback: a LocalLimiter, made anew each time Redis is given up on.
         self._local: LocalLimiter | None = None
-        self._local_in_flight: set[str] = set()
         self._falling_back = False
         self._retry_at = -math.inf
-        self._instance = secrets.token_hex(4)
         burst = rate.burst if rate.burst is not None else rate.calls
         # As in LocalLimiter: smoothing only spreads bursts (here per process); the shared
         # sliding log remains the guarantee.
@@ -517,49 +693,60 @@ class RedisLimiter:
         return self._falling_back
 
     async def acquire(self) -> Permit:
-        if self._backend.closed:
-            raise ClientClosedError("the RedisBackend is closed")
+        backend = self._backend
+        backend.check_open()
         loop = asyncio.get_running_loop()
         started = loop.time()
+        smoothed = False
         if self._smoothing is not None:
+            smoothed = not self._smoothing.has_capacity()
             await self._smoothing.acquire()
         if self._falling_back and loop.time() < self._retry_at:
             return await self._acquire_local(started)
         # Falling back, one quick try says whether Redis is back; otherwise ride out a restart.
-        budget = 0.0 if self._falling_back else self._backend.retry_for
+        budget = 0.0 if self._falling_back else backend.retry_for
         try:
             token, slept = await self._acquire_shared(budget)
         except _Unreachable as exc:
-            if not self._backend.fallback:
-                cause = exc.__cause__
+            cause = exc.__cause__
+            if not backend.fallback:
                 raise RedisUnavailableError(
-                    f"Redis at {self._backend.url} is unreachable "
-                    f"({type(cause).__name__}, tried for {budget:g} s); pass fallback=True "
-                    "to RedisBackend to fall back to a per-process rate limit",
-                    url=self._backend.url,
+                    f"Redis at {backend.url} is unreachable "
+                    f"({type(cause).__name__}, tried for {round(exc.seconds, 1):g} s); pass "
+                    "fallback=True to RedisBackend to fall back to a per-process rate limit",
+                    url=backend.url,
                 ) from cause
-            self._fall_back(exc.__cause__)
+            self._fall_back(cause)
             return await self._acquire_local(started)
+        self._in_flight[token] = []
         # A slot granted at once did not wait for the rate limit, whatever the round trip took.
-        return Permit(waited=loop.time() - started if slept else 0.0, token=token)
+        waited = loop.time() - started if slept or smoothed else 0.0
+        return Permit(waited=waited, token=token)
 
     async def release(self, permit: Permit) -> None:
         token = permit.token
         if token is None:
             raise RuntimeError("release() of a permit this limiter did not hand out")
+        now = asyncio.get_running_loop().time()
+        self._recent.append(now)
+        for local in self._in_flight.pop(token, []):
+            await local.release(permit)
         if token.startswith(_LOCAL):
-            self._local_in_flight.discard(token)
-            if self._local is not None:
-                await self._local.release(permit)
-            if self._falling_back:
+            self._local_done[token] = now
+            if self._falling_back and token not in self._carried:
+                # Redis never heard of this call: the next carry-over tells it.
                 return
-            # Redis came back while this call was out: it was carried over as in flight there.
-        budget = 0.0 if self._falling_back else self._backend.retry_for
+        # Always sent for a call carried over as in flight, even if the carry's reply has not
+        # come yet: without it, that entry would hold a slot for a lease and a period.
+        self._carried.discard(token)
+        backend = self._backend
+        budget = 0.0 if self._falling_back else backend.retry_for
         try:
-            await self._retrying(
+            reply = await self._retrying(
                 budget,
-                lambda: self._backend.release_script(
-                    keys=[self.keys.done, self.keys.flight], args=[token, self._keep_ms]
+                lambda: backend.release_script(
+                    keys=self.keys.release,
+                    args=[token, self._keep_ms, self._epoch, self._writes, secrets.token_hex(8)],
                 ),
             )
         except _Unreachable as exc:
@@ -567,11 +754,18 @@ class RedisLimiter:
             logger.warning(
                 "%s: could not stamp a call in Redis at %s (%s); it holds its slot until its "
                 "lease ends (%g s)",
-                self._name,
-                self._backend.url,
+                self.name,
+                backend.url,
                 exc.__cause__,
-                self._backend.lease,
+                backend.lease,
             )
+        except RedisBackendError as exc:
+            logger.error("%s: could not stamp a call: %s", self.name, exc)
+        else:
+            epoch, writes = reply
+            # Another epoch: the next acquire sends the old one, and so pauses the key.
+            if epoch.decode() == self._epoch:
+                self._writes = max(self._writes, int(writes))
 
     async def pause(self) -> None:
         if self._local is not None:
@@ -584,15 +778,31 @@ class RedisLimiter:
                     self.keys.pause, b"1", px=math.ceil(self.rate.period * 1000)
                 ),
             )
-        except _Unreachable as exc:
+        except (_Unreachable, RedisBackendError) as exc:
             logger.warning(
                 "%s: could not pause the other workers through Redis at %s (%s)",
-                self._name,
+                self.name,
                 self._backend.url,
-                exc.__cause__,
+                exc.__cause__ or exc,
             )
 
     # -- shared --------------------------------------------------------------------------------
+
+    def acquire_args(self, ticket: str, order: str, token: str, carry: list[str]) -> list[str]:
+        """The acquire script's arguments (see ACQUIRE_LUA)."""
+        return [
+            str(self.rate.calls),
+            str(self._period_us),
+            str(self._lease_us),
+            str(self._keep_ms),
+            ticket,
+            order,
+            token,
+            self._epoch,
+            str(self._writes),
+            secrets.token_hex(8),
+            *carry,
+        ]
 
     async def _acquire_shared(self, budget: float) -> tuple[str, bool]:
         """Wait for a slot in Redis; its token, and whether it slept. `_Unreachable` if not."""
@@ -600,93 +810,112 @@ class RedisLimiter:
         ticket = secrets.token_hex(8)
         token = secrets.token_hex(8)
         order = ""
-        carry = self._carry_over() if self._falling_back else []
+        carry, carried_done = self._carry_over() if self._falling_back else ([], [])
         slept = False
         granted = False
         try:
             while True:
-                args: list[str | int] = [
-                    self.rate.calls,
-                    self._period_us,
-                    self._lease_us,
-                    _microseconds(GRACE),
-                    ticket,
-                    order,
-                    token,
-                    self._epoch,
-                    secrets.token_hex(8),
-                    *carry,
-                ]
+                args = self.acquire_args(ticket, order, token, carry)
                 reply = await self._retrying(
                     budget, functools.partial(backend.acquire_script, self.keys.acquire, args)
                 )
                 decision = parse_decision(reply)
-                carry = []
+                # In Redis now (NX there keeps a stamp its release wrote meanwhile).
+                for done in carried_done:
+                    self._local_done.pop(done, None)
+                carry, carried_done = [], []
                 if self._falling_back:
                     self._falling_back = False
                     logger.warning(
                         "%s: Redis at %s is back; the rate limit is shared again",
-                        self._name,
+                        self.name,
                         backend.url,
                     )
                 if decision.lost:
                     logger.warning(
                         "%s: Redis at %s lost the rate limit's history (restarted without "
-                        "persistence, flushed or failed over); calls wait until a period "
-                        "after the loss",
-                        self._name,
+                        "persistence or from an older snapshot, flushed, failed over, or keys "
+                        "evicted); calls wait until %g s after the loss",
+                        self.name,
                         backend.url,
+                        max(self.rate.period, backend.lease),
                     )
-                self._epoch = decision.epoch
+                if decision.epoch != self._epoch:
+                    self._epoch, self._writes = decision.epoch, decision.writes
+                else:
+                    self._writes = max(self._writes, decision.writes)
                 order = str(decision.order)
-                if decision.kind == 0:
+                if decision.kind is Verdict.GO:
                     granted = True
                     return token, slept
                 slept = True
                 # Never a busy loop, even if the clocks round a wait down to nothing.
-                await asyncio.sleep(max(decision.wait, 0.001))
+                await backend.sleep(max(decision.wait, 0.001))
+                backend.check_open()
         except BaseException as exc:
-            # Cancelled (or failed) while queued: leave the queue, and give back a slot the
-            # script may have granted in the very reply we are not going to use.
-            if not granted and not isinstance(exc, _Unreachable):
-                await self._forget(ticket, token)
+            # Cancelled, failed or given up while queued: leave the queue, and give back a slot
+            # the script may have granted in a reply we never read. (A closed backend cannot:
+            # using its client again would open a new connection.)
+            if not granted and not backend.closed:
+                # Given up on Redis, this try is a courtesy: keep it short.
+                unreachable = isinstance(exc, _Unreachable)
+                await self._forget(ticket, token, _MIN_TRY if unreachable else _FORGET_TIMEOUT)
             raise
 
-    async def _retrying(self, budget: float, command: Any) -> Any:
-        """Run `command()` until it succeeds or `budget` seconds of failures have passed."""
+    async def _retrying(self, budget: float, command: Callable[[], Awaitable[Any]]) -> Any:
+        """Run `command()` until it succeeds or `budget` seconds have passed since the first try.
+
+        Each try is bounded by what is left of the budget; a budget of 0 (a quick check while
+        falling back) is one try, bounded by the socket timeout. Errors that retrying cannot
+        fix raise `RedisBackendError` at once.
+        """
+        backend = self._backend
         loop = asyncio.get_running_loop()
-        failing_since: float | None = None
+        started = loop.time()
+        deadline = started + budget
         attempt = 0
         while True:
+            backend.check_open()
+            limit = max(deadline - loop.time(), _MIN_TRY) if budget else backend.socket_timeout
             try:
-                return await _shielded(command())
-            except self._backend.errors as exc:
-                if self._backend.closed:
+                return await _shielded(asyncio.wait_for(command(), limit))
+            except Exception as exc:
+                if backend.closed:
                     raise ClientClosedError("the RedisBackend is closed") from exc
+                if not backend.transient(exc):
+                    if not isinstance(exc, backend.redis_errors):
+                        raise
+                    raise RedisBackendError(
+                        f"Redis at {backend.url} refused the rate limit's command "
+                        f"({type(exc).__name__}: {exc})",
+                        url=backend.url,
+                    ) from exc
                 now = loop.time()
-                if failing_since is None:
-                    failing_since = now
-                left = failing_since + budget - now
+                left = deadline - now
                 if left <= 0:
-                    raise _Unreachable from exc
+                    raise _Unreachable(now - started) from exc
                 attempt += 1
-                logger.debug("%s: Redis failed (%s); trying again", self._name, exc)
-                await asyncio.sleep(min(backoff(attempt), left))
+                logger.debug("%s: Redis failed (%r); trying again", self.name, exc)
+                await backend.sleep(min(backoff(attempt), left))
 
-    async def _forget(self, ticket: str, token: str) -> None:
+    async def _forget(self, ticket: str, token: str, limit: float) -> None:
         """Leave the queue, and give back a slot granted to this acquire but never used."""
-        failures: tuple[type[BaseException], ...] = (*self._backend.errors, asyncio.TimeoutError)
+        # asyncio.TimeoutError is OSError's TimeoutError only from Python 3.11 on.
+        failures: tuple[type[BaseException], ...] = (
+            *self._backend.redis_errors,
+            asyncio.TimeoutError,
+        )
         try:
             async with self._backend.redis.pipeline(transaction=True) as pipe:
                 pipe.zrem(self.keys.queue, ticket)
                 pipe.zrem(self.keys.alive, ticket)
                 # Only an unused grant can be here: the call never went out, so no stamp.
                 pipe.zrem(self.keys.flight, token)
-                # Bounded: a clean-up must not hold up a cancellation for long.
-                await asyncio.wait_for(pipe.execute(), _FORGET_TIMEOUT)
+                # Bounded: a clean-up must not hold up a cancellation (or a give-up) for long.
+                await asyncio.wait_for(pipe.execute(), min(limit, self._backend.socket_timeout))
         except failures as exc:
             # The ticket's deadline and the slot's lease clean up after us.
-            logger.debug("%s: could not leave the queue (%s)", self._name, exc)
+            logger.debug("%s: could not leave the queue (%r)", self.name, exc)
 
     # -- fallback ------------------------------------------------------------------------------
 
@@ -694,45 +923,58 @@ class RedisLimiter:
         loop = asyncio.get_running_loop()
         self._retry_at = loop.time() + self._backend.reconnect_after
         if self._falling_back:
-            logger.debug("%s: Redis is still unreachable (%s)", self._name, cause)
+            logger.debug("%s: Redis is still unreachable (%r)", self.name, cause)
             return
         self._falling_back = True
-        if self._local is None:
-            self._local = LocalLimiter(RateLimit(calls=self.rate.calls, period=self.rate.period))
+        # Not an empty window: this process's calls of the last period still count, and so do
+        # those in flight (each tells this limiter of its release).
+        local = LocalLimiter(RateLimit(calls=self.rate.calls, period=self.rate.period))
+        now = loop.time()
+        for stamp in self._recent:  # oldest first, as the window keeps them
+            if stamp > now - self.rate.period:
+                local.window.start()
+                local.window.finish(stamp)
+        for counting in self._in_flight.values():
+            local.window.start()
+            counting.append(local)
+        self._local = local
         message = (
             f"Redis at {self._backend.url} is unreachable ({type(cause).__name__}); the rate "
-            f"limit of {self._name} now counts this process's calls only, until Redis is back "
+            f"limit of {self.name} now counts this process's calls only, until Redis is back "
             f"(tried again every {self._backend.reconnect_after:g} s)"
         )
         logger.warning("%s", message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     async def _acquire_local(self, started: float) -> Permit:
-        assert self._local is not None  # set by _fall_back before any use
-        await self._local.acquire()
+        local = self._local
+        assert local is not None  # set by _fall_back before any use
+        await local.acquire()
         token = _LOCAL + secrets.token_hex(8)
-        self._local_in_flight.add(token)
+        self._in_flight[token] = [local]
         return Permit(waited=asyncio.get_running_loop().time() - started, token=token)
 
-    def _carry_over(self) -> list[str]:
-        """The fallback's calls as (token, age in µs, or -1 if in flight) for the script."""
-        if self._local is None:
-            return []
+    def _carry_over(self) -> tuple[list[str], list[str]]:
+        """The fallback's calls as (token, age in µs, or -1 if in flight) for the script, and
+        the finished ones among them."""
         now = asyncio.get_running_loop().time()
         entries: list[str] = []
-        seen: dict[float, int] = {}
-        for stamp in self._local.window.stamps(now):
-            # A name made from the stamp itself: carried twice (two acquires found Redis back
-            # at once), a call still counts once.
-            seen[stamp] = seen.get(stamp, 0) + 1
-            name = f"{_LOCAL}{self._instance}:{stamp!r}:{seen[stamp]}"
-            entries += [name, str(max(0, int((now - stamp) * 1e6)))]
-        for token in sorted(self._local_in_flight):
-            entries += [token, "-1"]
-        return entries
+        done: list[str] = []
+        for token, stamp in list(self._local_done.items()):
+            if stamp <= now - self.rate.period:
+                del self._local_done[token]  # out of every window by now
+            else:
+                entries += [token, str(max(0, int((now - stamp) * 1e6)))]
+                done.append(token)
+        for token in self._in_flight:
+            if token.startswith(_LOCAL):
+                entries += [token, "-1"]
+                # From now on, Redis may hold it in flight: its release must go there.
+                self._carried.add(token)
+        return entries, done
 
 
-async def _shielded(awaitable: Any) -> Any:
+async def _shielded(awaitable: Awaitable[Any]) -> Any:
     """Await a Redis command; if cancelled meanwhile, let it finish before cancelling.
 
     The caller's clean-up must see what the command did (a script may have granted a slot),

@@ -6,10 +6,13 @@ window of the account's id_list. Alone, each would allow itself the whole quota;
 together using all of it.
 
     python examples/redis_workers.py --emulate
-        against a local emulator (10 calls a second, to be quick) and, unless --redis is
-        given, a throwaway redis-server on a free port
-    python examples/redis_workers.py --redis redis://localhost:6379/0
+        against a local emulator (10 calls a second, to be quick) and, unless
+        DFS_ASYNC_REDIS_URL is set, a throwaway redis-server on a free port
+    DFS_ASYNC_REDIS_URL=redis://localhost:6379/0 python examples/redis_workers.py
         against the real API with DATAFORSEO_LOGIN and DATAFORSEO_PASSWORD (10 calls a minute)
+
+The Redis URL (which may hold a password) travels in the environment, never on a command line,
+where `ps` would show it to every user of the host; only its redacted form is printed.
 
 ``python examples/redis_workers.py worker --help`` describes one worker alone; the parent runs
 those as subprocesses, lets them all start at once, then prints what each did.
@@ -39,6 +42,8 @@ PATH = "/v3/backlinks/id_list"
 EMULATOR_LOGIN = "workers@example.com"
 EMULATOR_PASSWORD = "emulator-password"  # noqa: S105 - the local emulator's, not a secret
 SCRIPT = os.path.abspath(__file__)
+#: The environment variable holding the Redis URL, for the parent and every worker.
+REDIS_URL_ENV = "DFS_ASYNC_REDIS_URL"
 
 
 def _rate(text: str) -> tuple[int, float]:
@@ -55,9 +60,9 @@ def _rate(text: str) -> tuple[int, float]:
 def worker_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="redis_workers.py worker",
-        description="Stream one window of id_list under a rate limit shared through Redis.",
+        description="Stream one window of id_list under a rate limit shared through Redis "
+        f"(its URL in ${REDIS_URL_ENV}).",
     )
-    parser.add_argument("--redis", required=True, help="Redis URL shared by all workers")
     parser.add_argument("--base-url", default=dfs_async.DEFAULT_BASE_URL)
     parser.add_argument("--name", default="worker")
     parser.add_argument("--from", dest="start", required=True, help="ISO datetime, aware")
@@ -79,8 +84,11 @@ async def work(args: argparse.Namespace) -> dict[str, Any]:
     """Stream the window; what this worker did, for the parent's summary."""
     calls, period = args.rate
     records = 0
+    redis_url = os.environ.get(REDIS_URL_ENV)
+    if not redis_url:
+        raise SystemExit(f"set {REDIS_URL_ENV} to the Redis URL shared by all workers")
     async with (
-        dfs_async.RedisBackend(args.redis, lease=args.lease) as shared,
+        dfs_async.RedisBackend(redis_url, lease=args.lease) as shared,
         dfs_async.Client(
             base_url=args.base_url,
             rate_limit=dfs_async.RateLimit(calls=calls, period=period),
@@ -124,10 +132,10 @@ def worker_main(argv: Sequence[str]) -> int:
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="redis_workers.py",
-        description="Run worker processes that share one rate limit through Redis.",
+        description="Run worker processes that share one rate limit through Redis (its URL "
+        f"in ${REDIS_URL_ENV}; with --emulate, a throwaway redis-server if unset).",
     )
     parser.add_argument("--emulate", action="store_true", help="use a local emulator")
-    parser.add_argument("--redis", help="Redis URL (default: start a throwaway redis-server)")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument(
         "--rate", type=_rate, default=None, help="CALLS/SECONDS (default 10/1 emulated, 10/60)"
@@ -174,7 +182,7 @@ async def run(args: argparse.Namespace) -> int:
     calls, period = args.rate or ((10, 1.0) if args.emulate else (10, 60.0))
     page_size = args.page_size or (10 if args.emulate else 1000)
     with contextlib.ExitStack() as stack:
-        redis_url = args.redis or stack.enter_context(throwaway_redis())
+        redis_url = os.environ.get(REDIS_URL_ENV) or stack.enter_context(throwaway_redis())
         async with contextlib.AsyncExitStack() as async_stack:
             env = dict(os.environ)
             emulator = None
@@ -190,7 +198,8 @@ async def run(args: argparse.Namespace) -> int:
                 env["DATAFORSEO_PASSWORD"] = EMULATOR_PASSWORD
             elif not env.get("DATAFORSEO_LOGIN") or not env.get("DATAFORSEO_PASSWORD"):
                 raise SystemExit("set DATAFORSEO_LOGIN and DATAFORSEO_PASSWORD, or pass --emulate")
-            print(f"{args.workers} workers, {calls} calls per {period:g} s shared via {redis_url}")
+            shown = dfs_async.RedisBackend.redacted(redis_url)
+            print(f"{args.workers} workers, {calls} calls per {period:g} s shared via {shown}")
             results = await run_workers(
                 redis_url=redis_url,
                 base_url=base_url,
@@ -240,19 +249,18 @@ async def run_workers(
     rate: tuple[int, float],
     page_size: int,
     max_items: int | None,
-    extra: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Start one worker process per window, all at once; their results, in order."""
+    env = {**env, REDIS_URL_ENV: redis_url}
     processes = []
     try:
         for number, (start, end) in enumerate(windows, 1):
             command = [
                 *(sys.executable, SCRIPT, "worker", "--wait-for-go"),
-                *("--redis", redis_url, "--base-url", base_url, "--name", f"w{number}"),
+                *("--base-url", base_url, "--name", f"w{number}"),
                 *("--from", start.isoformat(), "--to", end.isoformat()),
                 *("--rate", f"{rate[0]}/{rate[1]}", "--page-size", str(page_size)),
                 *(("--max-items", str(max_items)) if max_items is not None else ()),
-                *extra,
             ]
             processes.append(
                 await asyncio.create_subprocess_exec(
@@ -292,8 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["worker"]:
         return worker_main(argv[1:])
     args = parser().parse_args(argv)
-    if not args.emulate and not args.redis:
-        parser().error("pass --emulate, or --redis URL to run against the real API")
+    if not args.emulate and not os.environ.get(REDIS_URL_ENV):
+        parser().error(f"pass --emulate, or set {REDIS_URL_ENV} to run against the real API")
     return asyncio.run(run(args))
 
 
