@@ -43,6 +43,26 @@ _TRANSIENT = frozenset({50000, 50001, 50301, 50302, 50303, 50304, 50401, 50402, 
 _ACCOUNT = frozenset({40100, 40200, 40201, 40203, 40204, 40207})
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_loads(body: bytes | bytearray | memoryview | str) -> Any:
+    # NaN and Infinity are not JSON; the stdlib accepts them unless told not to.
+    return json.loads(
+        bytes(body) if isinstance(body, memoryview) else body, parse_constant=_no_constants
+    )
+
+
+# Parsing the JSON is half the decoding time: orjson, when installed (the `speed` extra),
+# parses a page several times faster than the stdlib, with the same results for JSON (it
+# refuses NaN, Infinity and integers past 64 bits, which would make a reply malformed).
+try:
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - the stdlib is the fallback when orjson is absent
+    _loads = _json_loads
+
+
 def encode_body(task: Mapping[str, Any]) -> bytes:
     """The POST body: a JSON array holding the one task these endpoints accept."""
     return json.dumps([task], separators=(",", ":")).encode()
@@ -134,7 +154,7 @@ def parse_reply(
         envelope = None  # a body that is not UTF-8 is not the API's JSON
     else:
         try:
-            envelope = json.loads(text)
+            envelope = _loads(body)
         except ValueError:
             envelope = None
     if http_status != 200:

@@ -314,3 +314,31 @@ def test_body_that_is_not_utf8_is_malformed() -> None:
     """Invalid UTF-8 is not silently replaced: the reply is malformed (and retried)."""
     with pytest.raises(dfs_async.MalformedResponseError):
         reply(b'{"status_code": 20000, "x": "\xff"}')
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(constant: str) -> None:
+    """A cost of NaN is not silently a float: the body is malformed, with or without orjson."""
+    text = json.dumps(load("errors_example.json")).replace('"cost": 0', f'"cost": {constant}', 1)
+    with pytest.raises(dfs_async.MalformedResponseError):
+        reply(text.encode())
+
+
+def test_stdlib_fallback_parses_like_orjson() -> None:
+    """The stdlib parser used without orjson gives the same envelope and refuses NaN."""
+    from dfs_async import _protocol
+
+    body = (DATA / "id_list_example.json").read_bytes()
+    assert _protocol._json_loads(body) == json.loads(body)
+    with pytest.raises(ValueError, match="NaN is not JSON"):
+        _protocol._json_loads(b'{"cost": NaN}')
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-01-01", "2023-01-15T12:57:46", "2023-01-15 12:57:46Z", "2023-01-15 12:57:46 +0200"],
+)
+def test_datetimes_of_other_shapes_are_refused(text: str) -> None:
+    """Only the documented shapes parse: no bare dates, T, Z or compact offsets."""
+    with pytest.raises(ValueError, match="not a datetime in the form"):
+        parse_datetime(text)
