@@ -847,7 +847,7 @@ async def test_delay_answers_late_on_the_loop_clock() -> None:
             assert emu.requests[0].status_code == 20000
 
             started = loop.time()
-            with pytest.raises(TimeoutError):
+            with pytest.raises(asyncio.TimeoutError):
                 async with session.post(
                     emu.url + ID_LIST,
                     json=[window()],
