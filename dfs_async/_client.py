@@ -28,7 +28,7 @@ from ._errors import (
     TransportError,
 )
 from ._models import TaskError, TaskId
-from ._protocol import Reply, describe, encode_body, is_transient, parse_reply
+from ._protocol import RawPage, describe, encode_body, is_transient, read_reply
 from ._ratelimit import Limiter, LimiterBackend, Permit, RateLimit, default_backend
 from ._retry import Retry
 
@@ -271,8 +271,11 @@ class Client:
             stats, **{name: getattr(stats, name) + value for name, value in changes.items()}
         )
 
-    async def _fetch(self, path: str, task: dict[str, Any], record_type: type[R]) -> Reply[R]:
-        """One page: wait for the limiter, call, retry transient failures per the policy."""
+    async def _fetch(self, path: str, task: dict[str, Any]) -> RawPage:
+        """One page: wait for the limiter, call, retry transient failures per the policy.
+
+        The reply is checked down to its result list; the pager builds the records.
+        """
         self._check_open()
         session = self._bind_loop()
         limiter = self._limiter(path)
@@ -309,12 +312,8 @@ class Client:
                 # The reply has arrived: this is the call's stamp.
                 await self._release(limiter, permit)
                 try:
-                    reply = parse_reply(
-                        endpoint=path,
-                        http_status=status,
-                        headers=reply_headers,
-                        body=raw,
-                        record_type=record_type,
+                    reply = read_reply(
+                        endpoint=path, http_status=status, headers=reply_headers, body=raw
                     )
                 except DataForSEOError as exc:
                     error = exc

@@ -30,7 +30,16 @@ from ._errors import (
 )
 from ._models import TaskError, TaskId
 
-__all__ = ["OK", "Reply", "encode_body", "is_transient", "parse_reply"]
+__all__ = [
+    "OK",
+    "RawPage",
+    "Reply",
+    "decode_page",
+    "encode_body",
+    "is_transient",
+    "parse_reply",
+    "read_reply",
+]
 
 R = TypeVar("R", TaskId, TaskError)
 
@@ -147,6 +156,39 @@ def parse_reply(
     record_type: type[R],
 ) -> Reply[R]:
     """Turn one HTTP reply into a page of records, or raise the error it reports."""
+    raw = read_reply(endpoint=endpoint, http_status=http_status, headers=headers, body=body)
+    return decode_page(raw, record_type)
+
+
+@attrs.frozen(kw_only=True)
+class RawPage:
+    """An Ok reply, checked down to its ``result`` list, whose records are not built yet."""
+
+    endpoint: str
+    task: Mapping[str, Any]
+    #: The ``result`` list (null read as empty).
+    result: list[Any]
+    #: The body as text, for errors.
+    text: str
+
+    @property
+    def received(self) -> int:
+        """Entries in ``result``, nulls included: what the paging rule counts."""
+        return len(self.result)
+
+
+def read_reply(
+    *,
+    endpoint: str,
+    http_status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> RawPage:
+    """Check one HTTP reply down to its ``result`` list, or raise the error it reports.
+
+    Building the records is a separate step (`decode_page`), so that the pager can send the
+    next request, whose offset needs only the page's length, before it builds them.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -203,17 +245,6 @@ def parse_reply(
         )
     if task_code != OK:
         raise api_error(task_code, task_message, http_status=http_status, endpoint=endpoint)
-    return _page(task, endpoint=endpoint, headers=headers, text=text, record_type=record_type)
-
-
-def _page(
-    task: Mapping[str, Any],
-    *,
-    endpoint: str,
-    headers: Mapping[str, str],
-    text: str,
-    record_type: type[R],
-) -> Reply[R]:
     result = task.get("result")
     if result is None:  # an Ok task with nothing to report
         result = []
@@ -221,6 +252,12 @@ def _page(
         raise DecodeError(
             "expected a list or null", endpoint=endpoint, path="$.tasks[0].result", raw=text
         )
+    return RawPage(endpoint=endpoint, task=task, result=result, text=text)
+
+
+def decode_page(raw: RawPage, record_type: type[R]) -> Reply[R]:
+    """Build the records of a checked reply; a record that does not decode is a DecodeError."""
+    task, result, endpoint, text = raw.task, raw.result, raw.endpoint, raw.text
     items = [item for item in result if item is not None]
     try:
         records = structure_records(items, record_type)

@@ -465,3 +465,16 @@ async def test_debug_logs_carry_no_secret(
     assert "offset=0 limit=1000: 1000 records" in text
     assert PASSWORD not in text
     assert token not in text
+
+
+async def test_next_call_leaves_before_the_page_is_handed_over(emulator: Emulator) -> None:
+    """Without max_items, call 2 is under way when the consumer gets page 1's first record."""
+    async with client_for(emulator) as client:
+        async with client.backlinks.id_list(since(170)) as tasks:
+            await tasks.__anext__()
+            assert client.stats.calls == 2
+        got_with_cap = client.backlinks.id_list(since(170), max_items=2500)
+        async with got_with_cap:
+            await got_with_cap.__anext__()
+            # With max_items the next call waits for the page's records (their count decides it).
+            assert client.stats.calls == 3
