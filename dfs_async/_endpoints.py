@@ -133,10 +133,13 @@ class Api:
         from a saved ``pager.state``; other arguments, if given, must match it.
         """
         self._check_function("id_list")
-        if resume is not None and datetime_from is None:
+        if resume is not None:
+            # The saved request wins; arguments passed along must agree with it. The window is
+            # not checked against the clock again: it was when the stream started.
             _check_passed(
                 resume,
-                datetime_to=None if datetime_to is None else format_datetime(datetime_to),
+                datetime_from=_given("datetime_from", datetime_from),
+                datetime_to=_given("datetime_to", datetime_to),
                 sort=None if sort == "asc" else sort,
                 include_metadata=include_metadata or None,
                 page_size=None if page_size == MAX_PAGE_SIZE else page_size,
@@ -175,8 +178,6 @@ class Api:
         if include_metadata:
             params["include_metadata"] = True
         state = self._state("id_list", params, page_size, max_items)
-        if resume is not None:
-            return self._resume(resume, "id_list", TaskId, expected=state)
         return Pager(
             client=self._client,
             record_type=TaskId,
@@ -201,6 +202,16 @@ class Api:
         iteration starts, so errors that arrive meanwhile cannot shift the pages.
         """
         self._check_function("errors")
+        if resume is not None:
+            _check_passed(
+                resume,
+                filtered_function=filtered_function,
+                datetime_from=_given("datetime_from", datetime_from),
+                datetime_to=_given("datetime_to", datetime_to),
+                page_size=None if page_size == MAX_PAGE_SIZE else page_size,
+                max_items=max_items,
+            )
+            return self._resume(resume, "errors", TaskError)
         if filtered_function is not None and (
             not isinstance(filtered_function, str) or not filtered_function.strip()
         ):
@@ -229,16 +240,6 @@ class Api:
         if end is not None:
             params["datetime_to"] = format_datetime(end)
         state = self._state("errors", params, page_size, max_items)
-        if resume is not None:
-            _check_passed(
-                resume,
-                filtered_function=filtered_function,
-                datetime_from=params.get("datetime_from"),
-                datetime_to=params.get("datetime_to"),
-                page_size=None if page_size == MAX_PAGE_SIZE else page_size,
-                max_items=max_items,
-            )
-            return self._resume(resume, "errors", TaskError)
         # The errors list grows at its head as tasks fail; a window closed now keeps the
         # offsets stable while we page (the current specification takes datetime_to here).
         return Pager(
@@ -271,8 +272,6 @@ class Api:
         state: PagerState,
         function: str,
         record_type: type[Any],
-        *,
-        expected: PagerState | None = None,
     ) -> Pager[Any]:
         if not isinstance(state, PagerState):
             raise InvalidArgumentError(
@@ -283,8 +282,6 @@ class Api:
                 f"this resume state is for /v3/{state.api}/{state.function}, "
                 f"not /v3/{self.name}/{function}"
             )
-        if expected is not None:
-            _check_same_request(state, expected)
         for name in ("datetime_from", "datetime_to"):
             if name in state.params:
                 try:
@@ -294,6 +291,11 @@ class Api:
         return Pager(
             client=self._client, record_type=record_type, state=state, fix_datetime_to=None
         )
+
+
+def _given(name: str, value: datetime | None) -> str | None:
+    """A datetime passed along with resume=, in the form the saved request holds it."""
+    return None if value is None else format_datetime(_aware(name, value))
 
 
 def _check_passed(state: PagerState, **passed: Any) -> None:
@@ -310,24 +312,4 @@ def _check_passed(state: PagerState, **passed: Any) -> None:
             raise InvalidArgumentError(
                 f"the resume state is for a different request: {name} is "
                 f"{saved.get(name)!r} there, {value!r} here"
-            )
-
-
-def _check_same_request(state: PagerState, expected: PagerState) -> None:
-    """A resume state must continue the request the arguments describe."""
-    saved = dict(state.params)
-    wanted = dict(expected.params)
-    if "datetime_to" not in wanted:
-        saved.pop("datetime_to", None)  # an open window was fixed when the stream started
-    for name in sorted(set(saved) | set(wanted)):
-        if saved.get(name) != wanted.get(name):
-            raise InvalidArgumentError(
-                f"the resume state is for a different request: {name} is "
-                f"{saved.get(name)!r} there, {wanted.get(name)!r} here"
-            )
-    for name in ("page_size", "max_items"):
-        if getattr(state, name) != getattr(expected, name):
-            raise InvalidArgumentError(
-                f"the resume state is for a different request: {name} is "
-                f"{getattr(state, name)!r} there, {getattr(expected, name)!r} here"
             )

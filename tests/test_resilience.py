@@ -252,7 +252,9 @@ async def test_resume_with_different_arguments_is_refused(emu: Emulator) -> None
         pager = client.backlinks.id_list(start, max_items=10)
         [t async for t in pager]
         state = pager.state
-        with pytest.raises(dfs_async.InvalidArgumentError, match="sort is None there, 'desc' here"):
+        with pytest.raises(
+            dfs_async.InvalidArgumentError, match="sort is 'asc' there, 'desc' here"
+        ):
             client.backlinks.id_list(start, sort="desc", max_items=10, resume=state)
         with pytest.raises(dfs_async.InvalidArgumentError, match="is for /v3/backlinks/id_list"):
             client.backlinks.errors(resume=state)
@@ -465,3 +467,17 @@ async def test_a_closed_user_session_is_a_clear_error(emu: Emulator) -> None:
             dfs_async.ClientClosedError, match="session given to the client is closed"
         ):
             await stream_ids(client)
+
+
+async def test_resume_does_not_recheck_the_window_against_a_later_clock(emu: Emulator) -> None:
+    """A window valid when the stream started stays resumable when the clock has moved on."""
+    start = since(170)
+    async with client_for(emu) as client:
+        pager = client.backlinks.id_list(start, max_items=3)
+        [t async for t in pager]
+    later = datetime.now(UTC) + timedelta(days=60)
+    async with client_for(emu, now=lambda: later) as client:
+        with pytest.raises(dfs_async.InvalidArgumentError, match="more than six months ago"):
+            client.backlinks.id_list(start)
+        resumed = client.backlinks.id_list(start, resume=pager.state)
+        assert resumed.state == pager.state
