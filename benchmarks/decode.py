@@ -121,8 +121,7 @@ _ID_LIST_DECODER = msgspec.json.Decoder(_IdListEnvelope, dec_hook=_dec_hook)
 _ERRORS_DECODER = msgspec.json.Decoder(_ErrorsEnvelope, dec_hook=_dec_hook)
 
 
-def msgspec_id_list(body: bytes) -> list[MsgTaskId]:
-    envelope = _ID_LIST_DECODER.decode(body)
+def _msgspec_records(envelope: _IdListEnvelope | _ErrorsEnvelope) -> list[Any]:
     # The same checks the client makes before it looks at the records.
     if envelope.status_code != 20000 or not envelope.tasks:
         raise ValueError("not an Ok envelope")
@@ -132,14 +131,12 @@ def msgspec_id_list(body: bytes) -> list[MsgTaskId]:
     return [record for record in task.result or () if record is not None]
 
 
+def msgspec_id_list(body: bytes) -> list[MsgTaskId]:
+    return _msgspec_records(_ID_LIST_DECODER.decode(body))
+
+
 def msgspec_errors(body: bytes) -> list[MsgTaskError]:
-    envelope = _ERRORS_DECODER.decode(body)
-    if envelope.status_code != 20000 or not envelope.tasks:
-        raise ValueError("not an Ok envelope")
-    task = envelope.tasks[0]
-    if task.status_code != 20000:
-        raise ValueError("not an Ok task")
-    return [record for record in task.result or () if record is not None]
+    return _msgspec_records(_ERRORS_DECODER.decode(body))
 
 
 # -- the other contenders ------------------------------------------------------------------------

@@ -184,13 +184,14 @@ class StreamCursor:
 
     state: PagerState
     _request: PageRequest | None = None
-    _received: int = 0
     _keys: Sequence[str] = ()
     #: For each record of the page, its place in the server's result list (nulls count).
     _positions: Sequence[int] = ()
     #: For each new record, its index among the page's records.
     _kept: list[int] = attrs.field(factory=list)
     _consumed: int = 0
+    #: The position once the whole page is handed over, worked out once per page.
+    _after: PagerState | None = None
 
     def begin_page(
         self,
@@ -201,16 +202,26 @@ class StreamCursor:
         positions: Sequence[int] | None = None,
     ) -> tuple[list[R], list[str]]:
         """Register a page; returns its new records (overlap dropped) and their keys."""
-        known = frozenset(self.state.seen)
+        state = self.state
+        known = frozenset(state.seen)
         kept = [index for index, key in enumerate(keys) if key not in known]
-        if self.state.max_items is not None:
-            del kept[self.state.max_items - self.state.yielded :]
+        if state.max_items is not None:
+            del kept[state.max_items - state.yielded :]
+        yielded = state.yielded + len(kept)
         self._request = request
-        self._received = received
         self._keys = keys
         self._positions = positions if positions is not None else range(len(keys))
         self._kept = kept
         self._consumed = 0
+        self._after = attrs.evolve(
+            state,
+            offset=request.offset + received,
+            yielded=yielded,
+            seen=_last_keys(state.seen, keys, state.page_size),
+            head_grows=state.head_grows or len(kept) < len(keys),
+            done=received < request.limit
+            or (state.max_items is not None and yielded >= state.max_items),
+        )
         return [records[index] for index in kept], [keys[index] for index in kept]
 
     def consume(self) -> None:
@@ -221,6 +232,7 @@ class StreamCursor:
         """The whole page has been handed over: move the position past it."""
         self.state = self._after_page()
         self._request = None
+        self._after = None
         self._consumed = 0
         return self.state
 
@@ -248,19 +260,7 @@ class StreamCursor:
         return self._after_page().next_request()
 
     def _after_page(self) -> PagerState:
-        request = self._request
-        if request is None:
-            return self.state
-        yielded = self.state.yielded + len(self._kept)
-        return attrs.evolve(
-            self.state,
-            offset=request.offset + self._received,
-            yielded=yielded,
-            seen=_last_keys(self.state.seen, self._keys, self.state.page_size),
-            head_grows=self.state.head_grows or len(self._kept) < len(self._keys),
-            done=self._received < request.limit
-            or (self.state.max_items is not None and yielded >= self.state.max_items),
-        )
+        return self._after if self._request is not None and self._after is not None else self.state
 
 
 def _last_keys(old: Sequence[str], new: Sequence[str], size: int) -> tuple[str, ...]:

@@ -3,7 +3,7 @@
 `Emulator` is an aiohttp server on 127.0.0.1 that answers as the API documentation describes:
 Basic auth, validation codes, offset/limit paging over deterministic synthetic data, a rolling
 rate-limit window on the event loop's clock, and faults injected per request number.
-It depends on aiohttp, attrs and the standard library only.
+It shares one rule with the client (the calendar reading of "six months"), nothing else of it.
 
     async with Emulator("login", "password", rate_limit=(10, 60.0)) as emu:
         emu.inject(2, Fault.http_status(502))      # the 2nd request received gets a 502

@@ -12,7 +12,6 @@ import asyncio
 import base64
 import binascii
 import bisect
-import calendar
 import collections
 import hmac
 import json
@@ -27,6 +26,8 @@ from typing import Any, Final
 
 import attrs
 from aiohttp import web
+
+from dfs_async._endpoints import months_before
 
 from . import _data
 
@@ -247,17 +248,6 @@ class _RollingWindow:
         return max(0, self.calls - len(self._current(path, now)))
 
 
-def _months_before(moment: datetime, months: int) -> datetime:
-    """The same day and time `months` calendar months earlier, clamped to the month's end.
-
-    The documentation says "six months" (one with metadata); calendar months are the reading
-    the client uses too, so a window the client accepts is never refused here.
-    """
-    year, month0 = divmod(moment.year * 12 + moment.month - 1 - months, 12)
-    day = min(moment.day, calendar.monthrange(year, month0 + 1)[1])
-    return moment.replace(year=year, month=month0 + 1, day=day)
-
-
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -376,7 +366,9 @@ def _validate_id_list(task: Mapping[str, Any], now: datetime) -> _IdListQuery | 
         return _invalid_field("tag")
     if end > now:
         return _invalid_field("datetime_to")
-    if start < _months_before(now, 1 if metadata else 6):
+    # Calendar months, the client's own reading of the documentation's "six months" (one
+    # with metadata), so a window the client accepts is never refused here.
+    if start < months_before(now, 1 if metadata else 6):
         return _invalid_field("datetime_from")
     if start >= end:
         return _invalid_field("datetime_from")
