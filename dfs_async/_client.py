@@ -189,6 +189,9 @@ class Client:
         try:
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            # Let go of the limiters: one nobody holds no longer blocks another RateLimit for
+            # the same account (see LocalBackend), while its history still counts.
+            self._limiters.clear()
             if self._owns_session and self._session is not None:
                 await self._session.close()
 

@@ -32,6 +32,9 @@ from typing import Protocol
 import aiolimiter
 import attrs
 
+from ._checks import attrs_validator, seconds, whole
+from ._errors import InvalidArgumentError
+
 __all__ = [
     "Limiter",
     "LimiterBackend",
@@ -44,21 +47,6 @@ __all__ = [
 ]
 
 
-def _positive_int(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{attribute.name} must be a whole number of at least 1, got {value!r}")
-
-
-def _positive_float(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{attribute.name} must be a positive number of seconds, got {value!r}")
-
-
 @attrs.frozen(kw_only=True)
 class RateLimit:
     """At most `calls` calls in any rolling `period` seconds, per account and endpoint.
@@ -67,16 +55,18 @@ class RateLimit:
     below `calls`, calls are spread out by a leaky bucket as well.
     """
 
-    calls: int = attrs.field(default=10, validator=_positive_int)
-    period: float = attrs.field(default=60.0, validator=_positive_float)
+    calls: int = attrs.field(default=10, validator=attrs_validator(whole, minimum=1))
+    period: float = attrs.field(default=60.0, validator=attrs_validator(seconds))
     burst: int | None = attrs.field(default=None)
 
     @burst.validator
     def _check_burst(self, attribute: attrs.Attribute[int | None], value: int | None) -> None:
         if value is not None:
-            _positive_int(self, attribute, value)  # type: ignore[arg-type]
+            whole(attribute.name, value, minimum=1)
             if value > self.calls:
-                raise ValueError(f"burst must be at most calls ({self.calls}), got {value}")
+                raise InvalidArgumentError(
+                    f"burst must be at most calls ({self.calls}), got {value}"
+                )
 
 
 class SlidingWindow:
@@ -128,6 +118,18 @@ class SlidingWindow:
         """The server refused a call for the quota: no call for a whole period."""
         self._paused_until = max(self._paused_until, now + self.period)
 
+    def handover(self, *, calls: int, period: float, now: float) -> SlidingWindow:
+        """A window for another setting that starts from this one's history at `now`.
+
+        It keeps the stamps still inside its own period and the pause; nothing is in flight
+        in it (it is made when no call holds the old limiter).
+        """
+        successor = SlidingWindow(calls, period)
+        successor._stamps.extend(self.stamps(now))
+        successor._expire(now)
+        successor._paused_until = self._paused_until
+        return successor
+
     def _expire(self, now: float) -> None:
         horizon = now - self.period
         stamps = self._stamps
@@ -171,9 +173,15 @@ class LocalLimiter:
     waiters in order), and only the waiter at the head watches the clock.
     """
 
-    def __init__(self, rate: RateLimit) -> None:
+    def __init__(self, rate: RateLimit, window: SlidingWindow | None = None) -> None:
         self.rate = rate
-        self.window = SlidingWindow(rate.calls, rate.period)
+        if window is None:
+            window = SlidingWindow(rate.calls, rate.period)
+        elif (window.calls, window.period) != (rate.calls, rate.period):
+            raise ValueError(
+                f"the window counts {window.calls} per {window.period:g} s, not {rate}"
+            )
+        self.window = window
         self._queue = asyncio.Lock()
         self._finished = asyncio.Event()
         burst = rate.burst if rate.burst is not None else rate.calls
@@ -210,23 +218,81 @@ class LocalLimiter:
         self.window.pause(asyncio.get_running_loop().time())
 
 
-class LocalBackend:
-    """In-process limiters: one per key and rate, shared by everything using this backend.
+@attrs.define
+class _Entry:
+    """What a `LocalBackend` keeps of one key in one event loop."""
 
-    asyncio primitives belong to one event loop, so each loop has its own set.
+    #: Held strongly: the history outlives the limiters that wrote it.
+    window: SlidingWindow
+    #: Held weakly: only the clients (and calls) using the limiter keep it alive.
+    limiter: weakref.ref[LocalLimiter]
+
+    def idle(self, now: float) -> bool:
+        """Nobody holds the limiter and nothing in its history still counts."""
+        return (
+            self.limiter() is None and self.window.delay(now) == 0.0 and not self.window.stamps(now)
+        )
+
+
+class LocalBackend:
+    """In-process limiters: one per key (account and endpoint), shared by its clients.
+
+    Strategy (one account, one quota):
+    - Every client of an account in this process gets the key's one limiter, so together
+      they keep the account's limit, whichever of them calls.
+    - Two `RateLimit`s on one key are refused, as `RedisBackend` refuses them: a limiter per
+      setting would let the account make the calls of both (20 a minute for two 10-per-60-s
+      clients), and one sliding log under two settings would need a rule for whose `calls`,
+      `period` and `burst` hold while calls admitted under the other are still in its window.
+      So a client asking for a key's limiter with another `RateLimit` while one is alive gets
+      an `InvalidArgumentError`, on its first call of that endpoint, before anything is sent.
+    - Alive means held: the backend keeps only weak references to its limiters. A client
+      holds its own until it is closed, and a call holds it while it runs, so a closed or
+      dropped client does not block another setting for ever.
+    - The history outlives its limiters: the backend keeps each key's window, and a limiter
+      made after the last one died (with the same setting or another) starts from the stamps
+      still in its period and any pause. A client opened right after another closed cannot
+      add a burst on top of the calls just made.
+
+    asyncio primitives belong to one event loop, so each loop has its own set. (Two loops in
+    one process, each in its own thread, do not share a quota: use a `RedisBackend` there.)
     """
 
     def __init__(self) -> None:
-        self._limiters: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[tuple[str, RateLimit], LocalLimiter]
-        ] = weakref.WeakKeyDictionary()
+        self._entries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Entry]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def limiter(self, key: str, rate: RateLimit) -> LocalLimiter:
-        mine = self._limiters.setdefault(asyncio.get_running_loop(), {})
-        found = mine.get((key, rate))
-        if found is None:
-            found = mine[key, rate] = LocalLimiter(rate)
-        return found
+        """The limiter for `key` (``login:path``); `InvalidArgumentError` if one with another
+        `RateLimit` is alive."""
+        loop = asyncio.get_running_loop()
+        entries = self._entries.setdefault(loop, {})
+        entry = entries.get(key)
+        window = None
+        if entry is not None:
+            alive = entry.limiter()
+            if alive is not None and alive.rate == rate:
+                return alive
+            if alive is not None:
+                refusal = (
+                    f"{key.rpartition(':')[2]} is already limited at {alive.rate!r} by another "
+                    f"client of this account in this process, not {rate!r}: every client of one "
+                    "account must use the same RateLimit (or close the other client first)"
+                )
+                # The traceback keeps this frame's locals: it must not keep the limiter alive.
+                del alive
+                raise InvalidArgumentError(refusal)
+            window = entry.window.handover(calls=rate.calls, period=rate.period, now=loop.time())
+        else:
+            # A new key: forget the keys nobody uses and whose history no longer counts, so a
+            # long-lived process serving many accounts keeps only what matters.
+            now = loop.time()
+            for idle in [name for name, old in entries.items() if old.idle(now)]:
+                del entries[idle]
+        made = LocalLimiter(rate, window)
+        entries[key] = _Entry(window=made.window, limiter=weakref.ref(made))
+        return made
 
 
 _DEFAULT = LocalBackend()

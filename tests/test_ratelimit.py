@@ -74,14 +74,17 @@ def test_finish_without_start_is_a_bug() -> None:
         ({"calls": 1.5}, "calls must be a whole number of at least 1, got 1.5"),
         ({"period": 0}, "period must be a positive number of seconds, got 0"),
         ({"period": float("inf")}, "period must be a positive number of seconds, got inf"),
-        ({"burst": 11}, "burst must be at most calls \\(10\\), got 11"),
+        ({"burst": 11}, "burst must be at most calls (10), got 11"),
         ({"burst": 0}, "burst must be a whole number of at least 1, got 0"),
+        ({"burst": True}, "burst must be a whole number of at least 1, got True"),
+        ({"period": "60"}, "period must be a positive number of seconds, got '60'"),
     ],
 )
 def test_rate_limit_rejects_nonsense(kwargs: dict[str, float], message: str) -> None:
-    """A RateLimit that cannot work is refused when built."""
-    with pytest.raises(ValueError, match=message):
+    """A RateLimit that cannot work is an InvalidArgumentError saying what to pass instead."""
+    with pytest.raises(dfs_async.InvalidArgumentError) as caught:
         RateLimit(**kwargs)  # type: ignore[arg-type]
+    assert str(caught.value) == message
 
 
 async def run_calls(limiter: LocalLimiter, count: int, latency: float) -> list[tuple[float, float]]:
@@ -193,13 +196,16 @@ async def test_burst_smooths_with_aiolimiter_under_the_same_cap() -> None:
 
 
 async def test_local_backend_gives_one_limiter_per_key() -> None:
-    """The same key and rate get the same limiter; another key or rate another one."""
+    """The same key and rate get the same limiter; another key another one; another rate for
+    a key in use is refused (tests/test_quota_sharing.py has the rest)."""
     backend = LocalBackend()
     rate = RateLimit()
     first = backend.limiter("a:/v3/backlinks/id_list", rate)
     assert backend.limiter("a:/v3/backlinks/id_list", rate) is first
-    assert backend.limiter("a:/v3/backlinks/id_list", RateLimit(calls=5)) is not first
     assert backend.limiter("a:/v3/backlinks/errors", rate) is not first
+    assert backend.limiter("b:/v3/backlinks/id_list", rate) is not first
+    with pytest.raises(dfs_async.InvalidArgumentError, match="already limited at"):
+        backend.limiter("a:/v3/backlinks/id_list", RateLimit(calls=5))
 
 
 async def test_clients_of_one_account_share_the_default_limiter() -> None:
