@@ -19,6 +19,8 @@ from ._errors import (
     InvalidRequestError,
     MalformedResponseError,
     RateLimitedError,
+    RedisBackendError,
+    RedisUnavailableError,
     RequestTimeoutError,
     ServerError,
     TransportError,
@@ -27,7 +29,7 @@ from ._models import Page, TaskError, TaskId
 from ._pager import Pager
 from ._pagination import PagerState
 from ._ratelimit import Limiter, LimiterBackend, LocalBackend, Permit, RateLimit
-from ._redis import RedisBackend, RedisBackendError, RedisUnavailableError
+from ._redis import RedisBackend
 from ._retry import Retry
 
 try:

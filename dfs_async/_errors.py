@@ -7,11 +7,13 @@
     │   └── RequestTimeoutError
     ├── DecodeError                              the reply was not what the contract describes
     │   └── MalformedResponseError               not JSON at all (cut short, an HTML page)
-    └── APIError                                 the server answered with an error code
-        ├── AuthenticationError                  credentials or account: do not retry
-        ├── InvalidRequestError                  the request was refused: do not retry
-        ├── RateLimitedError                     over the quota: wait, then retry
-        └── ServerError                          transient trouble on the server: retry
+    ├── APIError                                 the server answered with an error code
+    │   ├── AuthenticationError                  credentials or account: do not retry
+    │   ├── InvalidRequestError                  the request was refused: do not retry
+    │   ├── RateLimitedError                     over the quota: wait, then retry
+    │   └── ServerError                          transient trouble on the server: retry
+    └── RedisBackendError                        Redis refused the shared limit's command
+        └── RedisUnavailableError                Redis was unreachable for all of retry_for
 
 No exception carries the password, the Authorization header or the request headers.
 """
@@ -28,6 +30,8 @@ __all__ = [
     "InvalidRequestError",
     "MalformedResponseError",
     "RateLimitedError",
+    "RedisBackendError",
+    "RedisUnavailableError",
     "RequestTimeoutError",
     "ServerError",
     "TransportError",
@@ -148,3 +152,20 @@ class RateLimitedError(APIError):
 
 class ServerError(APIError):
     """Transient trouble on the server (internal error, update in progress, HTTP 5xx)."""
+
+
+class RedisBackendError(DataForSEOError):
+    """Redis could not be used for the shared rate limit; `url` has no password in it.
+
+    Raised as is when Redis refused a command for a reason that retrying cannot fix (a key of
+    the wrong type, no permission, failed authentication); see `RedisUnavailableError` for an
+    unreachable Redis.
+    """
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class RedisUnavailableError(RedisBackendError):
+    """Redis could not be reached for the whole `retry_for`; `url` has no password in it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import importlib.util
 import itertools
@@ -21,19 +22,10 @@ from typing import Any
 import pytest
 
 import dfs_async
-from dfs_async import RateLimit
-from dfs_async._redis import (
-    Decision,
-    RedisBackend,
-    RedisBackendError,
-    RedisLimiter,
-    RedisUnavailableError,
-    Verdict,
-    backoff,
-    limiter_keys,
-    parse_decision,
-    redact_url,
-)
+from dfs_async import RateLimit, RedisBackend, RedisBackendError, RedisUnavailableError
+from dfs_async._redis._connection import redact_url
+from dfs_async._redis._limiter import RedisLimiter
+from dfs_async._redis._scripts import Decision, Verdict, limiter_keys, parse_decision
 from dfs_async.testing import Emulator, Fault
 
 UTC = timezone.utc
@@ -628,12 +620,6 @@ def test_keys_hide_the_login_and_share_one_hash_tag() -> None:
     assert keys != limiter_keys("app", "someone@example.com:/v3/backlinks/errors")
 
 
-def test_backoff_doubles_from_50_ms_up_to_a_second() -> None:
-    """Retries of an unreachable Redis back off 0.05, 0.1, 0.2 ... capped at 1 s."""
-    assert [backoff(n) for n in range(1, 8)] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
-    assert backoff(500) == 1.0
-
-
 def test_decision_parses_the_script_reply_and_refuses_anything_else() -> None:
     """[kind, µs, order, epoch, lost] becomes a Decision in seconds; other shapes are a bug."""
     assert parse_decision([1, 250_000, 17, b"ab", 0, 9]) == Decision(
@@ -652,13 +638,28 @@ def test_decision_parses_the_script_reply_and_refuses_anything_else() -> None:
         ({"prefix": "a{b}"}, "prefix must be a non-empty string without braces, got 'a{b}'"),
         ({"lease": 0}, "lease must be a positive number of seconds, got 0"),
         ({"retry_for": -1}, "retry_for must be a number of seconds, at least 0, got -1"),
-        ({"reconnect_after": float("nan")}, "reconnect_after must be a positive number"),
+        (
+            {"reconnect_after": float("nan")},
+            "reconnect_after must be a positive number of seconds, got nan",
+        ),
+        (
+            {"socket_timeout": float("inf")},
+            "socket_timeout must be a positive number of seconds, got inf",
+        ),
+        ({"fallback": "no"}, "fallback must be True or False, got 'no'"),
+        ({"fallback": 1}, "fallback must be True or False, got 1"),
+        (
+            {"url": b"redis://localhost/0"},
+            "url must be a string such as 'redis://host:6379/0', got bytes",
+        ),
     ],
 )
 def test_backend_rejects_nonsense(kwargs: dict[str, Any], message: str) -> None:
-    """Settings that cannot work are refused when the backend is made."""
-    with pytest.raises(dfs_async.InvalidArgumentError, match=message.replace("{", r"\{")):
-        RedisBackend("redis://localhost/0", **kwargs)
+    """Settings that cannot work are an InvalidArgumentError saying what to pass instead."""
+    kwargs.setdefault("url", "redis://localhost/0")
+    with pytest.raises(dfs_async.InvalidArgumentError) as caught:
+        RedisBackend(**kwargs)
+    assert str(caught.value) == message
 
 
 def test_a_bad_url_is_refused_without_its_password() -> None:
@@ -682,12 +683,79 @@ def test_a_bad_url_is_refused_without_its_password() -> None:
 
 
 def test_importing_the_module_does_not_need_redis() -> None:
-    """dfs_async (and the backend's module) import without loading redis-py."""
-    code = "import sys, dfs_async, dfs_async._redis; print('redis' in sys.modules)"
+    """dfs_async (and every room of the backend) import without loading redis-py."""
+    rooms = ", ".join(f"dfs_async._redis.{room}" for room in ROOMS)
+    code = f"import sys, dfs_async, {rooms}; print('redis' in sys.modules)"
     result = subprocess.run(  # noqa: S603 - our own interpreter and code
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout == "False\n"
+
+
+ROOMS = ("_backend", "_connection", "_fallback", "_limiter", "_scripts")
+PACKAGE = Path(dfs_async.__file__).resolve().parent
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    """The dfs_async modules `path` imports, TYPE_CHECKING blocks included."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = package if node.level <= 1 else package.rpartition(".")[0]
+            module = node.module or ""
+            target = f"{base}.{module}".rstrip(".") if node.level else module
+            for alias in node.names:
+                inner = f"{target}.{alias.name}"
+                found.add(inner if _module_path(inner) else target)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("dfs_async") and _module_path(name)}
+
+
+def _module_path(name: str) -> Path | None:
+    relative = Path(*name.split(".")[1:])
+    for candidate in (PACKAGE / relative / "__init__.py", PACKAGE / f"{relative}.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def test_the_backends_rooms_import_no_circle_and_stay_small() -> None:
+    """From dfs_async._redis, no module imports back into one that imports it (TYPE_CHECKING
+    included), no client module is reached, and no room is over 500 lines."""
+    graph: dict[str, set[str]] = {}
+    todo = ["dfs_async._redis"]
+    while todo:
+        name = todo.pop()
+        if name in graph:
+            continue
+        path = _module_path(name)
+        assert path is not None
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        graph[name] = _imports(path, package) - {name}
+        todo.extend(graph[name])
+    assert set(graph) == {
+        "dfs_async._redis",
+        *(f"dfs_async._redis.{room}" for room in ROOMS),
+        "dfs_async._checks",
+        "dfs_async._errors",
+        "dfs_async._ratelimit",
+        "dfs_async._retry",
+    }
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(
+            step == goal or (step not in seen and reaches(step, goal, seen | {step}))
+            for step in graph[start]
+        )
+
+    assert [name for name in graph if reaches(name, name, set())] == []
+    sizes = {
+        path.name: len(path.read_text(encoding="utf-8").splitlines())
+        for path in (PACKAGE / "_redis").iterdir()
+        if path.suffix in (".py", ".lua")
+    }
+    assert max(sizes.values()) <= 500, sizes
 
 
 async def test_one_limiter_per_key_and_none_once_closed() -> None:
