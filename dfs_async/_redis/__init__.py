@@ -36,20 +36,20 @@ Strategy:
   and every lost call in flight has replied (its release stamps it again in the new history)
   or died.
 - Redis unreachable: each acquire keeps trying for `retry_for` seconds (a restart or failover
-  takes less), each try bounded by what is left, the waits between tries drawn with full
-  jitter (the client's retry policy, so workers that lost Redis together do not retry in
-  lockstep), then raises `RedisUnavailableError`; or with
-  ``fallback=True`` warns and limits that key in this process alone (a `LocalLimiter` seeded
-  with this process's latest calls and those still in flight), trying Redis again every
-  `reconnect_after` seconds and carrying the calls it made meanwhile over into the shared
-  history. Errors that retrying cannot fix (wrong type, no permission, failed authentication)
-  raise `RedisBackendError` at once, fallback or not.
+  takes less), each try bounded by what is left, waiting between tries as the client's retry
+  policy says (full jitter, so workers that lost Redis together do not come back together),
+  then raises `RedisUnavailableError`; or with ``fallback=True`` warns and limits that key in
+  this process alone (a `LocalLimiter` seeded with this process's latest calls and those
+  still in flight), trying Redis again every `reconnect_after` seconds and carrying the calls
+  it made meanwhile over into the shared history. Errors that retrying cannot fix (wrong
+  type, no permission, failed authentication) raise `RedisBackendError` at once, fallback or
+  not.
 
 Why not the `limits` library: its Redis moving window stamps each hit when it is *taken*, with
 the worker's own clock (``time.time()``), in whole-second windows, and has no notion of a call
 in flight or of a stamp written when the reply arrives. Under it, a slow reply lets the server
 count more than `calls` in a window, and skewed hosts disagree; it also only answers yes or no,
-leaving waiting and fairness to the caller. Those are this module's whole job.
+leaving waiting and fairness to the caller. Those are this package's whole job.
 
 The rooms: `_scripts` (the Lua scripts, read from the ``.lua`` files beside it, and their
 keys, arguments and replies), `_connection` (redis-py's client, what counts as unreachable,
