@@ -25,12 +25,14 @@ from ._errors import (
     ServerError,
     TransportError,
 )
-from ._models import Page, TaskError, TaskId
+from ._models import FailedWebhook, Page, TaskError, TaskId, WebhookResendOutcome
 from ._pager import Pager
 from ._pagination import PagerState
 from ._ratelimit import Limiter, LimiterBackend, LocalBackend, Permit, RateLimit
 from ._redis import RedisBackend
+from ._resend import WebhookResend
 from ._retry import Retry
+from ._webhooks import MAX_IDS as WEBHOOK_RESEND_MAX_IDS
 
 try:
     __version__ = version("dfs-async")
@@ -40,6 +42,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "DEFAULT_BASE_URL",
     "SANDBOX_BASE_URL",
+    "WEBHOOK_RESEND_MAX_IDS",
     "APIError",
     "Api",
     "AuthenticationError",
@@ -47,6 +50,7 @@ __all__ = [
     "ClientClosedError",
     "DataForSEOError",
     "DecodeError",
+    "FailedWebhook",
     "InvalidArgumentError",
     "InvalidRequestError",
     "Limiter",
@@ -69,5 +73,7 @@ __all__ = [
     "TaskError",
     "TaskId",
     "TransportError",
+    "WebhookResend",
+    "WebhookResendOutcome",
     "__version__",
 ]

@@ -9,7 +9,7 @@ import logging
 import os
 import random
 import warnings
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -30,7 +30,9 @@ from ._errors import (
 from ._models import TaskError, TaskId
 from ._protocol import RawPage, describe, encode_body, is_transient, read_reply
 from ._ratelimit import Limiter, LimiterBackend, Permit, RateLimit, default_backend
+from ._resend import WebhookResend
 from ._retry import Retry
+from ._webhooks import check_task_ids
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -223,6 +225,17 @@ class Client:
             found = self._apis[name] = Api(self, name)
         return found
 
+    def webhook_resend(self, task_ids: Iterable[str]) -> WebhookResend:
+        """Deliver these tasks' webhooks (pingback or postback) again, free of charge.
+
+        ``await client.webhook_resend(ids)`` gives one `WebhookResendOutcome` per distinct id:
+        resent, or refused with the task-level code and message (a refusal concerns that id
+        alone). Ids go 100 a call (``POST /v3/appendix/webhook_resend``) through their own
+        limiter and the client's retries; no id, no call. The ids are checked now, before any
+        call. A call retried after it got no reply may deliver its webhooks twice.
+        """
+        return WebhookResend(self, check_task_ids(task_ids))
+
     @property
     def stats(self) -> Stats:
         """A snapshot of the counters."""
@@ -275,14 +288,36 @@ class Client:
         )
 
     async def _fetch(self, path: str, task: dict[str, Any]) -> RawPage:
-        """One page: wait for the limiter, call, retry transient failures per the policy.
+        """One page: the reply is checked down to its result list; the pager builds the records."""
 
-        The reply is checked down to its result list; the pager builds the records.
+        def read(status: int, headers: Mapping[str, str], raw: bytes) -> RawPage:
+            return read_reply(endpoint=path, http_status=status, headers=headers, body=raw)
+
+        return await self._call(
+            path,
+            encode_body(task),
+            read,
+            label=f"offset={task.get('offset')}",
+            done=lambda page: f" limit={task.get('limit')}: {page.received} records",
+        )
+
+    async def _call(
+        self,
+        path: str,
+        body: bytes,
+        read: Callable[[int, Mapping[str, str], bytes], T],
+        *,
+        label: str,
+        done: Callable[[T], str],
+    ) -> T:
+        """One call: wait for the limiter, send, retry transient failures per the policy.
+
+        `read` turns the reply into a result or raises the error it reports; `label` names the
+        call in log lines, `done` sums up its result for the debug log.
         """
         self._check_open()
         session = self._bind_loop()
         limiter = self._limiter(path)
-        body = encode_body(task)
         url = self.base_url + path
         loop = asyncio.get_running_loop()
         first_try = loop.time()
@@ -315,20 +350,11 @@ class Client:
                 # The reply has arrived: this is the call's stamp.
                 await self._release(limiter, permit)
                 try:
-                    reply = read_reply(
-                        endpoint=path, http_status=status, headers=reply_headers, body=raw
-                    )
+                    reply = read(status, reply_headers, raw)
                 except DataForSEOError as exc:
                     error = exc
                 else:
-                    logger.debug(
-                        "%s offset=%s limit=%s: %d records in %.3f s",
-                        path,
-                        task.get("offset"),
-                        task.get("limit"),
-                        reply.received,
-                        loop.time() - sent,
-                    )
+                    logger.debug("%s %s%s in %.3f s", path, label, done(reply), loop.time() - sent)
                     return reply
             if isinstance(error, TransportError):
                 await self._release(limiter, permit)
@@ -362,9 +388,9 @@ class Client:
                 )
                 raise error
             logger.warning(
-                "%s offset=%s: %s; retry %d/%d in %.2f s",
+                "%s %s: %s; retry %d/%d in %.2f s",
                 path,
-                task.get("offset"),
+                label,
                 describe(error),
                 attempt,
                 self.retry.attempts - 1,

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ._convert import format_datetime, parse_datetime
 from ._errors import InvalidArgumentError
-from ._models import TaskError, TaskId
+from ._models import FailedWebhook, TaskError, TaskId
 from ._pager import Pager
 from ._pagination import PagerState
+from ._resend import collect_failed_webhooks
+from ._webhooks import webhook_functions
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -248,6 +250,28 @@ class Api:
             state=state,
             fix_datetime_to=self._fixed_now if end is None else None,
         )
+
+    def failed_webhooks(
+        self,
+        *,
+        kind: str = "both",
+        datetime_from: datetime | None = None,
+        datetime_to: datetime | None = None,
+    ) -> Coroutine[Any, Any, list[FailedWebhook]]:
+        """The tasks whose webhook delivery failed, one `FailedWebhook` per task, newest first.
+
+        Reads ``errors`` for ``pingback_url``, ``postback_url`` or both (`kind`), where a task
+        appears once per failed attempt, and keeps each task's latest failure with the count.
+        The window is the one of `errors` (the last seven days; `datetime_to` None is now,
+        fixed once for both kinds). Arguments are checked now; await the result.
+        """
+        functions = webhook_functions(kind)
+        end = datetime_to if datetime_to is not None else self._client.now()
+        pagers = [
+            self.errors(function, datetime_from=datetime_from, datetime_to=end)
+            for function in functions
+        ]
+        return collect_failed_webhooks(pagers)
 
     def _fixed_now(self) -> str:
         """The API form of the current time, for closing an open window when a stream starts."""

@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-__all__ = ["Page", "TaskError", "TaskId"]
+__all__ = ["FailedWebhook", "Page", "TaskError", "TaskId", "WebhookResendOutcome"]
 
 
 @attrs.frozen(kw_only=True)
@@ -67,3 +67,40 @@ class Page(Generic[R]):
     task_id: str | None
     cost: float | None
     time: str | None
+
+
+@attrs.frozen(kw_only=True)
+class WebhookResendOutcome:
+    """What ``webhook_resend`` did with one task id: resent, or refused with the API's reason."""
+
+    #: The task id as sent.
+    id: str
+    #: The task-level code: ``20100`` ("Task Created.") when resent, else the refusal's code.
+    status_code: int
+    status_message: str
+    #: The original task's parameters as the reply echoes them (``api``, ``function``, the
+    #: webhook URL, ...); ``None`` when the reply has none.
+    data: Mapping[str, Any] | None = None
+
+    @property
+    def resent(self) -> bool:
+        """Whether the API took the resend (any ``2xxxx`` code); otherwise it was refused."""
+        return 20000 <= self.status_code < 30000
+
+
+@attrs.frozen(kw_only=True)
+class FailedWebhook:
+    """A task whose webhook delivery failed: its latest failure and how many failures there were.
+
+    ``errors`` lists one entry per failed attempt, so a task appears there once per attempt
+    (and under both ``pingback_url`` and ``postback_url`` if both failed); this is one per task.
+    """
+
+    id: str
+    #: The newest failed delivery (``function`` is ``"pingback_url"`` or ``"postback_url"``).
+    latest: TaskError
+    #: Failed attempts of this task in the window asked for.
+    failed_attempts: int
+    #: Of those, how many share the latest one's ``datetime`` (1 unless two came within a
+    #: second): with the datetime it tells a newer failure from the one already seen.
+    attempts_at_latest: int

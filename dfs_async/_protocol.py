@@ -38,6 +38,7 @@ __all__ = [
     "encode_body",
     "is_transient",
     "parse_reply",
+    "read_envelope",
     "read_reply",
 ]
 
@@ -177,17 +178,17 @@ class RawPage:
         return len(self.result)
 
 
-def read_reply(
+def read_envelope(
     *,
     endpoint: str,
     http_status: int,
     headers: Mapping[str, str],
     body: bytes,
-) -> RawPage:
-    """Check one HTTP reply down to its ``result`` list, or raise the error it reports.
+) -> tuple[dict[str, Any], str]:
+    """Check the HTTP status and the envelope's ``status_code``; the envelope and the body's text.
 
-    Building the records is a separate step (`decode_page`), so that the pager can send the
-    next request, whose offset needs only the page's length, before it builds them.
+    Every endpoint's reply is read this far the same way; what follows depends on how many
+    tasks the call carried (one here, up to 100 for ``webhook_resend``).
     """
     try:
         text = body.decode("utf-8")
@@ -229,6 +230,24 @@ def read_reply(
         )
     if code != OK:
         raise api_error(code, message, http_status=http_status, endpoint=endpoint)
+    return envelope, text
+
+
+def read_reply(
+    *,
+    endpoint: str,
+    http_status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> RawPage:
+    """Check one HTTP reply down to its ``result`` list, or raise the error it reports.
+
+    Building the records is a separate step (`decode_page`), so that the pager can send the
+    next request, whose offset needs only the page's length, before it builds them.
+    """
+    envelope, text = read_envelope(
+        endpoint=endpoint, http_status=http_status, headers=headers, body=body
+    )
     tasks = envelope.get("tasks")
     if not isinstance(tasks, list) or not tasks or not isinstance(tasks[0], dict):
         raise DecodeError(
