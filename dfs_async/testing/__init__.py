@@ -1,6 +1,7 @@
 """An emulator of DataForSEO's id_list and errors endpoints, for tests, demos and benchmarks.
 
-`Emulator` is an aiohttp server on 127.0.0.1 that answers as the API documentation describes:
+`Emulator` is an aiohttp server on 127.0.0.1 that answers as the API documentation describes
+(and ``POST /v3/appendix/webhook_resend``, with tasks whose webhooks failed: `emu.webhooks`):
 Basic auth, validation codes, offset/limit paging over deterministic synthetic data, a rolling
 rate-limit window on the event loop's clock, and faults injected per request number.
 It shares one rule with the client (the calendar reading of "six months"), nothing else of it.
@@ -15,12 +16,17 @@ Run it as a process with `python -m dfs_async.testing --port 0` (see `--help`).
 
 from ._data import TaskSequence, generate_errors, generate_tasks
 from ._emulator import Emulator, Fault, LoggedRequest
+from ._webhooks import Hold, Resent, Webhooks, WebhookTask
 
 __all__ = [
     "Emulator",
     "Fault",
+    "Hold",
     "LoggedRequest",
+    "Resent",
     "TaskSequence",
+    "WebhookTask",
+    "Webhooks",
     "generate_errors",
     "generate_tasks",
 ]

@@ -29,7 +29,7 @@ from aiohttp import web
 
 from dfs_async._endpoints import months_before
 
-from . import _data
+from . import _data, _webhooks
 
 __all__ = ["Emulator", "Fault", "LoggedRequest"]
 
@@ -421,7 +421,7 @@ def _item(record: Mapping[str, Any], metadata: bool) -> dict[str, Any]:
 
 
 class Emulator:
-    """DataForSEO's `/v3/{api}/id_list` and `/v3/{api}/errors` over real HTTP on loopback.
+    """DataForSEO's `/v3/{api}/id_list`, `/v3/{api}/errors` (and webhook_resend) on loopback.
 
     Use it as `async with Emulator() as emu:` and point a client at `emu.url`. Faults can be
     injected for given request numbers; every request is logged in `emu.requests`.
@@ -488,6 +488,10 @@ class Emulator:
         self._errors: list[dict[str, Any]] = [dict(entry) for _, entry in pairs_e]
         # Negated times, so the newest-first list is ascending for bisect.
         self._error_keys: list[int] = [-key for key, _ in pairs_e]
+        #: Tasks with webhooks, their failed deliveries, webhook_resend and its log.
+        self.webhooks = _webhooks.Webhooks(
+            add_error=self._add_error, now=self._now, new_task_id=self._task_id, seed=seed
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -613,6 +617,13 @@ class Emulator:
             return window
         return [entry for entry in window if entry.get("function") == function]
 
+    def _add_error(self, entry: dict[str, Any]) -> None:
+        """Store one more errors entry where its datetime puts it (newest first)."""
+        key = -_data.parse_api_datetime(entry["datetime"])
+        index = bisect.bisect_left(self._error_keys, key)
+        self._errors.insert(index, entry)
+        self._error_keys.insert(index, key)
+
     def _insert_head(self, function: str, count: int) -> None:
         if function == "id_list":
             self._insert_tasks(count)
@@ -648,6 +659,8 @@ class Emulator:
             return api, function
         if function == "errors" and api in _ERRORS_APIS:
             return api, function
+        if (api, function) == _webhooks.ROUTE:
+            return _webhooks.ROUTE
         return None
 
     def _authorized(self, header: str | None) -> bool:
@@ -736,6 +749,8 @@ class Emulator:
             if fault is not None and name == "insert_head" and route is not None:
                 self._insert_head(route[1], fault.count)
             answer = self._answer(route, authorized, accepted, raw, started)
+            if route == _webhooks.ROUTE and await self.webhooks.held(self._closing):
+                return self._drop(request), None, None
             return self._json(answer.status, answer.body, headers), answer.code, answer.status
         if name == "reset_before_headers":
             return self._drop(request), None, None
@@ -840,6 +855,8 @@ class Emulator:
             return _refusal(200, _INVALID_POST, started)
         if not posted:
             return _refusal(200, _EMPTY, started)
+        if route == _webhooks.ROUTE:
+            return _Answer(200, *self.webhooks.answer(posted, started))
         if len(posted) > 1:
             return _refusal(200, _ONE_TASK, started)
         task: dict[str, Any] = posted[0]
