@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -251,27 +251,28 @@ class Api:
             fix_datetime_to=self._fixed_now if end is None else None,
         )
 
-    def failed_webhooks(
+    async def failed_webhooks(
         self,
         *,
         kind: str = "both",
         datetime_from: datetime | None = None,
         datetime_to: datetime | None = None,
-    ) -> Coroutine[Any, Any, list[FailedWebhook]]:
+    ) -> list[FailedWebhook]:
         """The tasks whose webhook delivery failed, one `FailedWebhook` per task, newest first.
 
         Reads ``errors`` for ``pingback_url``, ``postback_url`` or both (`kind`), where a task
         appears once per failed attempt, and keeps each task's latest failure with the count.
         The window is the one of `errors` (the last seven days; `datetime_to` None is now,
-        fixed once for both kinds). Arguments are checked now; await the result.
+        fixed once for both kinds). The arguments are checked before any call.
         """
         functions = webhook_functions(kind)
         end = datetime_to if datetime_to is not None else self._client.now()
+        # Every stream is built (so every argument checked) before the first call.
         pagers = [
             self.errors(function, datetime_from=datetime_from, datetime_to=end)
             for function in functions
         ]
-        return collect_failed_webhooks(pagers)
+        return await collect_failed_webhooks(pagers)
 
     def _fixed_now(self) -> str:
         """The API form of the current time, for closing an open window when a stream starts."""
