@@ -40,7 +40,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, Protocol
 
 import attrs
 
@@ -299,12 +299,12 @@ _LINE_BREAKS_IN_STRINGS = str.maketrans(
 )
 
 
-def field_names(record_type: type[TaskId] | type[TaskError]) -> list[str]:
+def field_names(record_type: type[attrs.AttrsInstance]) -> list[str]:
     """The output columns: the record's fields, in their declared order."""
     return [field.name for field in attrs.fields(record_type)]
 
 
-def jsonl_lines(records: Sequence[TaskId | TaskError]) -> str:
+def jsonl_lines(records: Sequence[attrs.AttrsInstance]) -> str:
     """One JSON object per record and line; ISO 8601 datetimes, null for None."""
     return "".join(
         _compact_json(attrs.asdict(record, recurse=False)).translate(_LINE_BREAKS_IN_STRINGS) + "\n"
@@ -322,7 +322,7 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def csv_rows(records: Sequence[TaskId | TaskError], header: Sequence[str] | None = None) -> str:
+def csv_rows(records: Sequence[attrs.AttrsInstance], header: Sequence[str] | None = None) -> str:
     """CSV text (CRLF line ends, RFC 4180) of the records, after a header row if given."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
@@ -393,6 +393,12 @@ def _common_options() -> _Parser:
         action="store_true",
         help="log the client's work to stderr and show tracebacks",
     )
+    add_account_options(common)
+    return common
+
+
+def add_account_options(common: argparse.ArgumentParser) -> None:
+    """The account and --emulate options every command shares."""
     account = common.add_argument_group(
         "account",
         "Credentials come from DATAFORSEO_LOGIN and DATAFORSEO_PASSWORD, or --login and "
@@ -451,7 +457,6 @@ def _common_options() -> _Parser:
         metavar="N",
         help=f"synthetic errors entries (default {EMULATOR_ERRORS:,})",
     )
-    return common
 
 
 EXIT_CODES_HELP = (
@@ -523,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
         "first, within the last seven days. " + DATES_HELP,
         epilog=EXIT_CODES_HELP,
     )
+    from . import _cli_resend  # a command in a module of its own; it imports this one
+
+    _cli_resend.add_parser(commands)
     return parser
 
 
@@ -556,14 +564,33 @@ class Options:
 
 def parse_options(argv: Sequence[str] | None) -> Options:
     """Parse and cross-check the arguments; raises CliError (exit 2) on a mistake."""
-    parser = build_parser()
-    namespace = parser.parse_args(argv)
+    return options_from(build_parser().parse_args(argv))
+
+
+def options_from(namespace: argparse.Namespace) -> Options:
+    """The options of `id-list` or `errors` from their parsed arguments, cross-checked."""
     values = vars(namespace)
     # Each command has only its own options: the others keep their defaults.
     known: dict[str, Any] = {}
     for field in attrs.fields(Options):
         known[field.name] = values.get(field.name, field.default)
     options = Options(**known)
+    problem = common_problem(options)
+    if options.state is not None:
+        if options.output is None:
+            problem = (
+                "--state needs -o FILE: standard output cannot be cut back to the last saved "
+                "page, so a resumed export could lose or repeat records"
+            )
+        elif _same_file(options.output, options.state):
+            problem = "-o and --state name the same file; the state needs a file of its own"
+    if problem is not None:
+        raise CliError(EXIT_USAGE, f"{problem} (see 'dfs-async {options.command} --help')")
+    return options
+
+
+def common_problem(options: Options) -> str | None:
+    """What is wrong with the account and --emulate options, if anything."""
     problem = None
     if not options.emulate:
         if options.emulate_rate is not None:
@@ -576,17 +603,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         problem = "--emulate-tasks and --emulate-errors must be at least 0"
     if options.retries < 0:
         problem = "--retries must be at least 0"
-    if options.state is not None:
-        if options.output is None:
-            problem = (
-                "--state needs -o FILE: standard output cannot be cut back to the last saved "
-                "page, so a resumed export could lose or repeat records"
-            )
-        elif _same_file(options.output, options.state):
-            problem = "-o and --state name the same file; the state needs a file of its own"
-    if problem is not None:
-        raise CliError(EXIT_USAGE, f"{problem} (see 'dfs-async {options.command} --help')")
-    return options
+    return problem
 
 
 def _same_file(first: str, second: str) -> bool:
@@ -727,7 +744,13 @@ def load_state(path: str) -> SavedState | None:
         raise CliError(EXIT_USAGE, f"bad state file {path}: {reason}") from None
 
 
-def save_state(path: str, saved: SavedState) -> None:
+class JsonDocument(Protocol):
+    """What `save_state` writes: anything that gives its JSON form."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def save_state(path: str, saved: JsonDocument) -> None:
     """Replace the state file atomically: a crash leaves the old state or the new, whole.
 
     CliError (exit 1) naming --state if it cannot be written.
@@ -841,7 +864,7 @@ class Output:
             raise CliError(EXIT_FAILURE, f"writing {self.name}: {exc.strerror or exc}") from exc
         self.size += len(data)
 
-    def write_records(self, records: Sequence[TaskId | TaskError]) -> None:
+    def write_records(self, records: Sequence[attrs.AttrsInstance]) -> None:
         if records:
             self.write(jsonl_lines(records) if self.format == "jsonl" else csv_rows(records))
 
@@ -1122,36 +1145,11 @@ class Export:
         return output
 
     async def _client(self, stack: contextlib.AsyncExitStack) -> Client:
-        options = self.options
-        retry = Retry(attempts=options.retries + 1)
-        if self.credentials is not None:
-            login, password = self.credentials
-            return await stack.enter_async_context(
-                dfs_async.Client(login, password, base_url=options.base_url, retry=retry)
-            )
-        from dfs_async.testing import Emulator
-
-        rate = options.emulate_rate or EMULATOR_RATE
-        emulator = Emulator(
-            EMULATOR_LOGIN,
-            EMULATOR_PASSWORD,
-            n_tasks=options.emulate_tasks,
-            n_errors=options.emulate_errors,
-            rate_limit=rate,
-            now=_emulator_now,
-        )
-        await stack.enter_async_context(emulator)
-        self.notice = _emulator_notice(options, emulator, rate)
-        return await stack.enter_async_context(
-            dfs_async.Client(
-                EMULATOR_LOGIN,
-                EMULATOR_PASSWORD,
-                base_url=emulator.url,
-                rate_limit=dfs_async.RateLimit(calls=rate[0], period=rate[1]),
-                retry=retry,
-                now=_emulator_now,
-            )
-        )
+        client, emulator = await open_client(self.options, self.credentials, stack)
+        if emulator is not None:
+            rate = self.options.emulate_rate or EMULATOR_RATE
+            self.notice = _emulator_notice(self.options, emulator, rate)
+        return client
 
     def _save(self, output: Output, state: PagerState) -> None:
         if self.state_file is None:
@@ -1163,6 +1161,44 @@ class Export:
             output_bytes=output.size,
         )
         save_state(self.state_file.path, saved)
+
+
+async def open_client(
+    options: Options, credentials: tuple[str, str] | None, stack: contextlib.AsyncExitStack
+) -> tuple[Client, Emulator | None]:
+    """The client for the run (closed by `stack`); with --emulate, the emulator it talks to."""
+    retry = Retry(attempts=options.retries + 1)
+    if credentials is not None:
+        login, password = credentials
+        return (
+            await stack.enter_async_context(
+                dfs_async.Client(login, password, base_url=options.base_url, retry=retry)
+            ),
+            None,
+        )
+    from dfs_async.testing import Emulator
+
+    rate = options.emulate_rate or EMULATOR_RATE
+    emulator = Emulator(
+        EMULATOR_LOGIN,
+        EMULATOR_PASSWORD,
+        n_tasks=options.emulate_tasks,
+        n_errors=options.emulate_errors,
+        rate_limit=rate,
+        now=_emulator_now,
+    )
+    await stack.enter_async_context(emulator)
+    client = await stack.enter_async_context(
+        dfs_async.Client(
+            EMULATOR_LOGIN,
+            EMULATOR_PASSWORD,
+            base_url=emulator.url,
+            rate_limit=dfs_async.RateLimit(calls=rate[0], period=rate[1]),
+            retry=retry,
+            now=_emulator_now,
+        )
+    )
+    return client, emulator
 
 
 @contextlib.contextmanager
@@ -1255,7 +1291,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command(argv: Sequence[str] | None) -> int:
     try:
-        options = parse_options(argv)
+        namespace = build_parser().parse_args(argv)
+        run = getattr(namespace, "run", None)
+        if run is not None:  # a command in a module of its own (resend-webhooks)
+            code: int = run(namespace)
+            return code
+        options = options_from(namespace)
         state_file = check_files(options)
     except CliError as exc:
         _say(f"dfs-async: error: {exc.message}")
