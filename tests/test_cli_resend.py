@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import re
+import signal
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
@@ -521,3 +522,31 @@ async def test_the_demo_shows_resends_refusals_and_then_skips(tmp_path: Path) ->
         "skipped": "180",
     }
     assert [r["outcome"] for r in read_jsonl(tmp_path / "demo.jsonl")] == ["refused"] * 2
+
+
+async def test_ctrl_c_during_a_call_exits_130_and_names_the_ids_in_flight(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """SIGINT while call 2 waits: exit 130, the summary so far, the 80 ids left in flight."""
+    now = datetime.now(UTC)
+    emulator.webhooks.seed_failures(
+        tasks=180, failures=250, since=now - 20 * HOUR, until=now - timedelta(minutes=1)
+    )
+    hold = emulator.webhooks.hold(call=2)
+    args = ("--api", "serp", "--base-url", emulator.url, "--state", "hooks.state")
+    process = await spawn(*args, "-o", "out.jsonl", cwd=tmp_path)
+    try:
+        await asyncio.wait_for(hold.arrived.wait(), 60)
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        hold.release()
+    assert (process.returncode, out) == (130, b"")
+    assert err.decode().splitlines()[-1] == (
+        "interrupted: found 180 tasks with failed webhooks (250 failed deliveries); resent 100 "
+        "in 1 call; refused 0; skipped 0 already resent; the call in flight (80 ids) may have "
+        "been delivered: the next run with this --state sends those ids again"
+    )
+    saved = json.loads((tmp_path / "hooks.state").read_text())
+    assert (len(saved["resent"]), len(saved["in_flight"])) == (100, 80)
+    assert len(read_jsonl(tmp_path / "out.jsonl")) == 100
