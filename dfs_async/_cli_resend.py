@@ -492,8 +492,9 @@ class Resend:
     """One run of `resend-webhooks`."""
 
     options: ResendOptions
-    ledger: Ledger = attrs.Factory(Ledger)
-    credentials: tuple[str, str] | None = None
+    ledger: Ledger = attrs.field(factory=Ledger, repr=False)
+    #: Never in the repr: a traceback or a log line must not show the password.
+    credentials: tuple[str, str] | None = attrs.field(default=None, repr=False)
     tally: Tally = attrs.Factory(Tally)
     #: The ids of the call under way, if any (for the message of an interrupted run).
     in_flight: tuple[str, ...] = ()

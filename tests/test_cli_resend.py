@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import fcntl
 import json
@@ -20,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dfs_async import FailedWebhook, TaskError, WebhookResendOutcome
-from dfs_async._cli_resend import Ledger, Mark, Tally, parse_moment
+from dfs_async._cli import build_parser
+from dfs_async._cli_resend import Ledger, Mark, Resend, Tally, parse_moment, resend_options
 from dfs_async._webhooks import WEBHOOK_RESEND_PATH, latest_failures
 from dfs_async.testing import Emulator, WebhookTask
 
@@ -550,3 +552,11 @@ async def test_ctrl_c_during_a_call_exits_130_and_names_the_ids_in_flight(
     saved = json.loads((tmp_path / "hooks.state").read_text())
     assert (len(saved["resent"]), len(saved["in_flight"])) == (100, 80)
     assert len(read_jsonl(tmp_path / "out.jsonl")) == 100
+
+
+def test_the_runs_repr_never_shows_the_password() -> None:
+    """A Resend holding credentials shows neither them nor the ledger in its repr."""
+    namespace = build_parser().parse_args(["resend-webhooks"])
+    assert isinstance(namespace, argparse.Namespace)
+    run = Resend(resend_options(namespace), credentials=(LOGIN, PASSWORD))
+    assert PASSWORD not in repr(run)
