@@ -533,8 +533,8 @@ class RedisBackend:
             ) from None
         #: redis-py's errors: those `transient` does not accept mean Redis refused for good.
         self.redis_errors: tuple[type[BaseException], ...] = (exceptions.RedisError, OSError)
-        # What "unreachable for now" looks like. asyncio.TimeoutError (one try ran out of
-        # time) is OSError's TimeoutError only from Python 3.11 on.
+        # What "unreachable for now" looks like; OSError includes asyncio's TimeoutError (one
+        # try ran out of time).
         self._transient: tuple[type[BaseException], ...] = (
             exceptions.ConnectionError,  # BusyLoadingError (LOADING) among them
             exceptions.TimeoutError,
@@ -542,7 +542,6 @@ class RedisBackend:
             exceptions.TryAgainError,
             exceptions.ClusterDownError,  # MasterDownError among them
             OSError,
-            asyncio.TimeoutError,
         )
         # ... except these ConnectionErrors, which no retry fixes.
         self._refusals: tuple[type[BaseException], ...] = (
@@ -900,11 +899,8 @@ class RedisLimiter:
 
     async def _forget(self, ticket: str, token: str, limit: float) -> None:
         """Leave the queue, and give back a slot granted to this acquire but never used."""
-        # asyncio.TimeoutError is OSError's TimeoutError only from Python 3.11 on.
-        failures: tuple[type[BaseException], ...] = (
-            *self._backend.redis_errors,
-            asyncio.TimeoutError,
-        )
+        # redis_errors has OSError, and so asyncio's TimeoutError (wait_for ran out).
+        failures = self._backend.redis_errors
         try:
             async with self._backend.redis.pipeline(transaction=True) as pipe:
                 pipe.zrem(self.keys.queue, ticket)
