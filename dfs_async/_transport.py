@@ -5,7 +5,6 @@ aiohttp's exceptions are translated here, at the boundary, so none reaches a cal
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 
 import aiohttp
@@ -75,7 +74,7 @@ async def post(
             allow_redirects=False,
         ) as response:
             return response.status, response.headers, await response.read()
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise RequestTimeoutError(f"no reply within {timeout:g} s", endpoint=endpoint) from exc
     except aiohttp.ClientError as exc:
         # The text of an aiohttp error names the host and the failure, never the headers.

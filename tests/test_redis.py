@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
@@ -46,6 +46,25 @@ def free_port() -> int:
         return port
 
 
+def real_clock_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without libfaketime: the preload and its FAKETIME* settings.
+
+    CI runs this suite under libfaketime at chosen dates (.ci/run), and every child inherits it;
+    redis-server aborts under it (libfaketime's clock_gettime recursion check), so it runs on the
+    real clock. The limiter reads only Redis's own TIME, and only as differences, so a server
+    clock apart from ours is the case it is built for (hosts whose clocks disagree).
+    """
+    env = {name: value for name, value in environ.items() if not name.startswith("FAKETIME")}
+    preload = [
+        library
+        for library in env.pop("LD_PRELOAD", "").replace(":", " ").split()
+        if "libfaketime" not in library
+    ]
+    if preload:
+        env["LD_PRELOAD"] = " ".join(preload)
+    return env
+
+
 class RedisServer:
     """One redis-server process on a fixed loopback port, without persistence."""
 
@@ -64,6 +83,7 @@ class RedisServer:
         self.process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
             [*command, "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
+            env=real_clock_environment(os.environ),
         )
         deadline = time.monotonic() + 10.0
         while not self._answers():
@@ -997,3 +1017,15 @@ async def test_waited_counts_the_smoothing_wait(redis_server: RedisServer) -> No
         await limiter.release(second)
     assert first.waited == 0.0
     assert 0.08 <= second.waited <= 0.15
+
+
+def test_redis_server_is_started_outside_libfaketime() -> None:
+    """redis-server's environment drops libfaketime and keeps every other preload."""
+    environ = {
+        "PATH": "/usr/bin",
+        "FAKETIME": "+7697987",
+        "FAKETIME_SHARED": "/faketime_sem_1 /faketime_shm_1",
+        "LD_PRELOAD": "/usr/$LIB/faketime/libfaketime.so.1:/opt/other.so",
+    }
+    assert real_clock_environment(environ) == {"PATH": "/usr/bin", "LD_PRELOAD": "/opt/other.so"}
+    assert real_clock_environment({"LD_PRELOAD": "/usr/lib/faketime/libfaketimeMT.so.1"}) == {}

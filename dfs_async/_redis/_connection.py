@@ -158,8 +158,8 @@ class Connection:
             ) from None
         #: redis-py's errors: those `transient` does not accept mean Redis refused for good.
         self.redis_errors: tuple[type[BaseException], ...] = (exceptions.RedisError, OSError)
-        # What "unreachable for now" looks like. asyncio.TimeoutError (one try ran out of
-        # time) is OSError's TimeoutError only from Python 3.11 on.
+        # What "unreachable for now" looks like; OSError includes asyncio's TimeoutError (one
+        # try ran out of time).
         self._transient: tuple[type[BaseException], ...] = (
             exceptions.ConnectionError,  # BusyLoadingError (LOADING) among them
             exceptions.TimeoutError,
@@ -167,7 +167,6 @@ class Connection:
             exceptions.TryAgainError,
             exceptions.ClusterDownError,  # MasterDownError among them
             OSError,
-            asyncio.TimeoutError,
         )
         # ... except these ConnectionErrors, which no retry fixes.
         self._refusals: tuple[type[BaseException], ...] = (

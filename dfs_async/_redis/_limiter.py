@@ -234,8 +234,8 @@ class RedisLimiter:
     async def _forget(self, ticket: str, token: str, limit: float) -> None:
         """Leave the queue, and give back a slot granted to this acquire but never used."""
         connection = self._connection
-        # asyncio.TimeoutError is OSError's TimeoutError only from Python 3.11 on.
-        failures: tuple[type[BaseException], ...] = (*connection.redis_errors, asyncio.TimeoutError)
+        # redis_errors has OSError, and so asyncio's TimeoutError (wait_for ran out).
+        failures: tuple[type[BaseException], ...] = connection.redis_errors
         try:
             async with connection.redis.pipeline(transaction=True) as pipe:
                 pipe.zrem(self.keys.queue, ticket)

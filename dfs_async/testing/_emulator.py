@@ -795,7 +795,7 @@ class Emulator:
         """Sleep on the loop clock; True if the emulator started closing meanwhile."""
         try:
             await asyncio.wait_for(self._closing.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
