@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import errno
 import io
 import json
 import logging
@@ -59,6 +60,7 @@ from dfs_async import (
     TaskError,
     TaskId,
     TransportError,
+    _cli_lock,
 )
 
 if TYPE_CHECKING:
@@ -77,6 +79,7 @@ EXIT_FAILURE = 1  # anything else: an I/O error on the output or the state file,
 EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_UNAVAILABLE = 4
+EXIT_ACCOUNT = 5  # the account was refused (payment, cost limit, subscription, IP whitelist)
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, the shell's convention for death by SIGINT
 EXIT_BROKEN_PIPE = 128 + 13  # 141: the reader of stdout went away (SIGPIPE's number)
 
@@ -206,7 +209,7 @@ def classify(exc: BaseException) -> tuple[int, str]:
                 f"authentication failed: {exc}; check the login and the API password "
                 "(which is not the password of the dashboard)"
             )
-        return EXIT_AUTH, f"the API refused the account: {exc}"
+        return EXIT_ACCOUNT, f"the API refused the account: {exc}"
     if isinstance(exc, InvalidRequestError):
         return EXIT_USAGE, f"the API refused the request: {exc}"
     if isinstance(exc, RateLimitedError):
@@ -460,14 +463,16 @@ def add_account_options(common: argparse.ArgumentParser) -> None:
 
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 done; 1 other failure (writing a file); 2 bad arguments or state file; "
-    "3 authentication or account refused; 4 rate limit or server trouble that outlasted the "
-    "retries, or an unreadable reply; 130 interrupted (Ctrl-C); 141 the reader of standard "
+    "Exit codes: 0 done; 1 other failure (writing a file); 2 bad arguments or state file, or "
+    "another run is writing the same -o or --state file; 3 authentication failed (login or "
+    "API password); 4 rate limit or server trouble that outlasted the retries, or an "
+    "unreadable reply; 5 the API refused the account (payment required, cost limit, "
+    "subscription, IP not whitelisted); 130 interrupted (Ctrl-C); 141 the reader of standard "
     "output went away; 143 terminated (SIGTERM)."
 )
 
 
-def _window(*, reach: str, required: bool) -> tuple[_Parser, argparse._ArgumentGroup]:
+def _window(*, reach: str) -> tuple[_Parser, argparse._ArgumentGroup]:
     """A parent parser with --from and --to, and its group, where each command adds more."""
     window = _Parser(add_help=False)
     group = window.add_argument_group("window")
@@ -475,9 +480,9 @@ def _window(*, reach: str, required: bool) -> tuple[_Parser, argparse._ArgumentG
         "--from",
         dest="datetime_from",
         type=_when,
-        required=required,
         metavar="WHEN",
-        help=f"start (at most {reach} back); no zone means UTC",
+        help=f"start (at most {reach} back); no zone means UTC; with --state of an earlier "
+        "export, omitted options come from it",
     )
     group.add_argument(
         "--to",
@@ -501,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common_options()
 
-    id_list, group = _window(reach="six months, one month with --metadata", required=True)
+    id_list, group = _window(reach="six months, one month with --metadata")
     group.add_argument(
         "--sort", choices=("asc", "desc"), default="asc", help="oldest first (asc, default)"
     )
@@ -516,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
         "/v3/{api}/id_list), oldest first. " + DATES_HELP,
         epilog=EXIT_CODES_HELP,
     )
-    errors, group = _window(reach="seven days", required=False)
+    errors, group = _window(reach="seven days")
     group.add_argument(
         "--function", metavar="NAME", help="only this function's errors, e.g. backlinks/live"
     )
@@ -574,8 +579,12 @@ def options_from(namespace: argparse.Namespace) -> Options:
     known: dict[str, Any] = {}
     for field in attrs.fields(Options):
         known[field.name] = values.get(field.name, field.default)
+    if known.get("output") == "-":  # the usual spelling of standard output
+        known["output"] = None
     options = Options(**known)
     problem = common_problem(options)
+    if options.command == "id-list" and options.datetime_from is None and options.state is None:
+        problem = "the following arguments are required: --from (or --state of an earlier export)"
     if options.state is not None:
         if options.output is None:
             problem = (
@@ -632,12 +641,29 @@ def check_files(options: Options) -> StateFile | None:
     The output is written in place (a new file needs a writable directory); the state file is
     replaced by a rename, so its directory must be writable even when the file exists.
     """
-    if options.output is not None:
+    if options.output is None:
+        if sys.stdout is None:  # started with stdout closed (>&-)
+            raise CliError(EXIT_USAGE, "standard output is closed; pass -o FILE")
+    else:
         _check_writable("-o", options.output, replaced=False)
     if options.state is None or options.output is None:  # parse_options: --state needs -o
         return None
+    if _is_stream(options.output):
+        raise CliError(
+            EXIT_USAGE,
+            f"--state needs -o to be a regular file, and {options.output} is not: a pipe or "
+            "device cannot be cut back to the last saved page",
+        )
     _check_writable("--state", options.state, replaced=True)
     return StateFile(options.state, os.path.abspath(options.output))
+
+
+def _is_stream(path: str) -> bool:
+    """Whether `path` exists and is not a regular file (a FIFO, a terminal, /dev/null)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _check_writable(option: str, path: str, *, replaced: bool) -> None:
@@ -682,7 +708,8 @@ def _read_password(path: str) -> str:
                 line = file.readline()
     except OSError as exc:
         raise CliError(EXIT_USAGE, f"--password-file: {path}: {exc.strerror or exc}") from None
-    password = line.strip()
+    # Only the line ending goes: blanks may belong to the password (as in the environment).
+    password = line.removesuffix("\n").removesuffix("\r")
     if not password:
         raise CliError(EXIT_AUTH, f"--password-file: {path} is empty")
     return password
@@ -750,7 +777,7 @@ class JsonDocument(Protocol):
     def to_json(self) -> dict[str, Any]: ...
 
 
-def save_state(path: str, saved: JsonDocument) -> None:
+def save_state(path: str, saved: JsonDocument, *, fsync: Callable[[int], None] = os.fsync) -> None:
     """Replace the state file atomically: a crash leaves the old state or the new, whole.
 
     CliError (exit 1) naming --state if it cannot be written.
@@ -766,15 +793,26 @@ def save_state(path: str, saved: JsonDocument) -> None:
                 json.dump(saved.to_json(), file, indent=1)
                 file.write("\n")
                 file.flush()
-                os.fsync(file.fileno())
+                fsync(file.fileno())
             os.replace(temporary, target)
             replaced = True
+            # The rename lives in the directory: until it is synced, a power failure can
+            # bring back the old state (or none) although the output already moved on.
+            _fsync_directory(os.path.dirname(target), fsync)
         finally:
             if not replaced:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
     except OSError as exc:
         raise CliError(EXIT_FAILURE, f"--state {path}: {exc.strerror or exc}") from exc
+
+
+def _fsync_directory(directory: str, fsync: Callable[[int], None]) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -798,6 +836,26 @@ def _check_output_size(state_file: StateFile, saved: SavedState) -> int:
     return size
 
 
+def _open_for_writing(name: str) -> BinaryIO:
+    """Open -o for writing, truncated; a FIFO without a reader fails at once (ENXIO).
+
+    A plain open() of such a FIFO blocks the event loop's thread until a reader comes, and no
+    signal handler of the loop can run meanwhile: Ctrl-C and SIGTERM would go unanswered.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    try:
+        fd = os.open(name, flags | os.O_NONBLOCK, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise CliError(
+                EXIT_FAILURE, f"writing {name}: it is a pipe (FIFO) and nothing is reading it"
+            ) from None
+        raise
+    # Writes block again as usual (a slow reader slows the export, never loses a page).
+    os.set_blocking(fd, True)
+    return open(fd, "wb")
+
+
 @attrs.define
 class Output:
     """Where records go: standard output or a file, written a whole page at a time."""
@@ -811,6 +869,8 @@ class Output:
 
     @classmethod
     def to_stdout(cls, fmt: str, columns: Sequence[str]) -> Output:
+        if sys.stdout is None:  # closed meanwhile; check_files refuses a run started so
+            raise CliError(EXIT_FAILURE, "standard output is closed; pass -o FILE")
         output = cls(sys.stdout.buffer, fmt, "standard output", 0, owned=False)
         if fmt == "csv":
             output.write(csv_rows((), header=columns))
@@ -827,7 +887,7 @@ class Output:
         """A fresh file (with the CSV header), or the resumed one, cut back to the saved size."""
         try:
             if resume is None:
-                output = cls(open(name, "wb"), fmt, name, 0, owned=True)  # noqa: SIM115
+                output = cls(_open_for_writing(name), fmt, name, 0, owned=True)
             else:
                 output = cls._reopen(name, fmt, *resume)
         except OSError as exc:
@@ -1067,6 +1127,13 @@ class Export:
             if saved is not None:
                 _check_resume(self.options, self.state_file, saved)
                 self.resume = (self.state_file, saved)
+        options = self.options
+        if self.resume is None and options.command == "id-list" and options.datetime_from is None:
+            raise CliError(
+                EXIT_USAGE,
+                f"--from is required: the state file {options.state} does not exist yet, so "
+                "there is no earlier export to continue",
+            )
         if not self.options.emulate:
             self.credentials = credentials(self.options, os.environ)
 
@@ -1307,9 +1374,26 @@ def _command(argv: Sequence[str] | None) -> int:
     display = Display(counters, enabled=sys.stderr.isatty() and not options.quiet)
     handler = _configure_logging(options, display)
     try:
-        return _export(Export(options, counters, display, state_file))
+        with exclusive(options.output, options.state):
+            return _export(Export(options, counters, display, state_file))
+    except CliError as exc:
+        _say(f"dfs-async: error: {exc.message}")
+        return exc.code
     finally:
         logger.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def exclusive(*paths: str | None) -> Iterator[None]:
+    """Hold the locks of the files a run writes; CliError (exit 2) if another run holds one."""
+    try:
+        with _cli_lock.hold([path for path in paths if path is not None]):
+            yield
+    except _cli_lock.LockedError as exc:
+        raise CliError(EXIT_USAGE, f"{exc}; two runs must not write one file") from None
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise CliError(EXIT_FAILURE, f"cannot lock: {where}{exc.strerror or exc}") from None
 
 
 def _export(export: Export) -> int:
@@ -1335,6 +1419,9 @@ def _export(export: Export) -> int:
         _say(f"dfs-async: error: {message}{export.resume_hint()}")
         return code
     if options.quiet:
+        # Even -q says how to continue: it is the one line a cron job's log must keep.
+        if code >= 128 and export.resume_hint():
+            _say(f"interrupted{export.resume_hint()}")
         return code
     if code >= 128:
         done = counters.summary() if export.started_stream else "before the first page arrived"

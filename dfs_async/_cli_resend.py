@@ -34,7 +34,7 @@ import traceback
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import IO, Any
+from typing import Any
 
 import attrs
 
@@ -44,7 +44,6 @@ from dfs_async import FailedWebhook, WebhookResendOutcome
 from ._cli import (
     EMULATOR_NOW,
     EMULATOR_RATE,
-    EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
@@ -64,6 +63,7 @@ from ._cli import (
     classify,
     common_problem,
     credentials,
+    exclusive,
     field_names,
     logger,
     open_client,
@@ -459,34 +459,6 @@ def load_ledger(path: str) -> Ledger:
         raise CliError(EXIT_USAGE, f"bad state file {path}: {reason}") from None
 
 
-@contextlib.contextmanager
-def _locked(state: str | None) -> Iterator[None]:
-    """Hold ``STATE.lock`` for the run, so that overlapping runs cannot resend twice."""
-    if state is None:
-        yield
-        return
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no advisory locks, no protection
-        yield
-        return
-    path = state + ".lock"
-    try:
-        file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held for the run
-    except OSError as exc:
-        raise CliError(EXIT_FAILURE, f"--state {state}: {path}: {exc.strerror or exc}") from exc
-    with file:
-        try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise CliError(
-                EXIT_FAILURE,
-                f"another resend-webhooks run is using --state {state} (it holds {path})",
-            ) from None
-        # The lock goes with the process, SIGKILL included; the file itself stays.
-        yield
-
-
 @attrs.define
 class Resend:
     """One run of `resend-webhooks`."""
@@ -649,7 +621,7 @@ def run(namespace: argparse.Namespace) -> int:
     handler = _configure_logging(common, Display(counters, enabled=False))
     resend = Resend(options)
     try:
-        with _locked(None if options.dry_run else common.state):
+        with exclusive(common.output, None if options.dry_run else common.state):
             resend.prepare()
             code = asyncio.run(_run_with_signals(resend))
     except KeyboardInterrupt:

@@ -377,16 +377,17 @@ async def test_wrong_password_exits_3_and_leaves_the_output_alone(
         "(which is not the password of the dashboard)\n"
     )
     assert (tmp_path / "tasks.jsonl").read_text() == "an earlier export\n"
-    assert os.listdir(tmp_path) == ["tasks.jsonl"]
+    # Only the lock files are new (they stay: see dfs_async/_cli_lock.py).
+    assert sorted(os.listdir(tmp_path)) == ["tasks.jsonl", "tasks.jsonl.lock", "tasks.state.lock"]
 
 
 async def test_an_account_refusal_shows_the_apis_reason(emulator: Emulator, tmp_path: Path) -> None:
-    """40200 (payment) is exit 3 with the API's code and message, without a password hint."""
+    """40200 (payment) is exit 5 with the API's code and message, without a password hint."""
     emulator.inject(1, Fault.envelope_error(40200, "Payment Required."))
     code, out, err = await run_cli_async(
         "id-list", "--from", ago(10), "--base-url", emulator.url, cwd=tmp_path, env=api_env()
     )
-    assert (code, out) == (3, "")
+    assert (code, out) == (5, "")
     assert err == (
         "dfs-async: error: the API refused the account: 40200 Payment Required. "
         "(HTTP 200, /v3/backlinks/id_list)\n"
@@ -426,7 +427,7 @@ async def test_server_trouble_that_outlasts_the_retries_exits_4(
         "'500 Internal Server Error\\n' (HTTP 500, /v3/backlinks/id_list)"
     )
     assert len(emulator.requests) == 2
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == ["tasks.jsonl.lock"]  # no output: only the run's lock
 
 
 def test_missing_password_exits_3(tmp_path: Path) -> None:
@@ -584,8 +585,10 @@ def test_help_says_dates_without_a_zone_are_utc_and_lists_exit_codes(tmp_path: P
         assert "A date or time without a zone is UTC." in text
         assert (
             "Exit codes: 0 done; 1 other failure (writing a file); 2 bad arguments or state "
-            "file; 3 authentication or account refused; 4 rate limit or server trouble that "
-            "outlasted the retries, or an unreadable reply; 130 interrupted (Ctrl-C); 141 the "
+            "file, or another run is writing the same -o or --state file; 3 authentication "
+            "failed (login or API password); 4 rate limit or server trouble that outlasted the "
+            "retries, or an unreadable reply; 5 the API refused the account (payment required, "
+            "cost limit, subscription, IP not whitelisted); 130 interrupted (Ctrl-C); 141 the "
             "reader of standard output went away; 143 terminated (SIGTERM)."
         ) in text
 
@@ -976,14 +979,14 @@ def test_exit_codes_follow_how_a_caller_reacts(exc: BaseException, code: int) ->
 def test_only_a_refused_credential_gets_the_password_hint(
     status_code: int | None, http_status: int, message: str
 ) -> None:
-    """40100 / HTTP 401 suggest checking the password; payment, limits, IP list do not."""
+    """40100 / HTTP 401: exit 3 with the password hint; payment, limits, IP list: exit 5."""
     exc = dfs_async.AuthenticationError(
         status_code=status_code,
         status_message="Unauthorized.",
         http_status=http_status,
         endpoint="/e",
     )
-    assert classify(exc) == (3, message)
+    assert classify(exc) == (3 if http_status == 401 else 5, message)
 
 
 def test_summary_line() -> None:

@@ -464,14 +464,14 @@ async def test_a_bad_state_file_is_exit_2(emulator: Emulator, tmp_path: Path) ->
 async def test_a_second_run_on_the_same_state_is_refused(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    """While another run holds the state's lock, a run exits 1 without a call."""
+    """While another run holds the state's lock, a run exits 2 without a call."""
     with (tmp_path / "s.state.lock").open("a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         code, _, err = await run_cli("--base-url", emulator.url, "--state", "s.state", cwd=tmp_path)
-    assert code == 1
+    assert code == 2
     assert err == (
-        "dfs-async: error: another resend-webhooks run is using --state s.state "
-        "(it holds s.state.lock)\n"
+        "dfs-async: error: s.state is in use by another process (it holds s.state.lock); "
+        "wait for it to end; two runs must not write one file\n"
     )
     assert emulator.requests == []
 

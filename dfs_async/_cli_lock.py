@@ -1,0 +1,78 @@
+"""One writer per file: the advisory locks that keep two command-line runs off one export.
+
+Strategy: each file a run writes (the -o output, the --state file) gets a lock file beside it,
+``NAME.lock``, locked with ``flock`` for the whole run. The kernel drops a ``flock`` when its
+process ends, however it ends (SIGKILL included), so a lock never outlives its holder and a
+stale lock file is harmless: the next run simply locks it again. The lock is taken without
+waiting, so an overlapping run (a cron job that ran long, a retried script) is refused at once
+with the holder's process id, which the holder writes into the lock file once it has the lock.
+Locking a separate file, not the output itself, keeps the output's bytes exactly the export's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+
+if sys.platform != "win32":
+    import fcntl
+
+__all__ = ["LockedError", "hold"]
+
+
+class LockedError(Exception):
+    """Another live process holds the lock of `path`."""
+
+    def __init__(self, path: str, lock: str, holder: str) -> None:
+        who = f"process {holder}" if holder else "another process"
+        super().__init__(f"{path} is in use by {who} (it holds {lock}); wait for it to end")
+        self.path = path
+        self.lock = lock
+        self.holder = holder
+
+
+def lock_path(path: str) -> str:
+    """The lock file that guards `path`."""
+    return path + ".lock"
+
+
+@contextlib.contextmanager
+def hold(paths: Sequence[str]) -> Iterator[None]:
+    """Hold the locks of every path for the block; LockedError at once if one is taken.
+
+    OSError (for example an unwritable directory) is left to the caller to word.
+    """
+    unique = {os.path.abspath(path): path for path in reversed(paths)}  # first spelling wins
+    with contextlib.ExitStack() as stack:
+        for real, shown in reversed(unique.items()):
+            stack.enter_context(_hold_one(real, shown))
+        yield
+
+
+@contextlib.contextmanager
+def _hold_one(path: str, shown: str) -> Iterator[None]:
+    if sys.platform == "win32":  # pragma: no cover - no flock there: runs are not protected
+        yield
+        return
+    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(shown, lock_path(shown), _read_holder(fd)) from None
+        # Ours now: say who holds it, for the message of a run refused meanwhile.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor drops the lock
+
+
+def _read_holder(fd: int) -> str:
+    with contextlib.suppress(OSError):
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        if text.isdigit():
+            return text
+    return ""
