@@ -130,6 +130,8 @@ def emulator_process(tasks: int, *, errors: int = 300, rate_limit: str = "off") 
         str(tasks),
         "--errors",
         str(errors),
+        "--days",  # the span window() expects, as the in-process emulators have by default
+        "150",
         "--rate-limit",
         rate_limit,
         "--login",
