@@ -504,7 +504,7 @@ EXIT_CODES_HELP = (
 )
 
 
-def _window(*, reach: str, required: bool) -> tuple[_Parser, argparse._ArgumentGroup]:
+def _window(*, reach: str, inside: str, required: bool) -> tuple[_Parser, argparse._ArgumentGroup]:
     """A parent parser with --from and --to, and its group, where each command adds more."""
     window = _Parser(add_help=False)
     group = window.add_argument_group("window")
@@ -514,8 +514,8 @@ def _window(*, reach: str, required: bool) -> tuple[_Parser, argparse._ArgumentG
         type=_when,
         required=required,
         metavar="WHEN",
-        help=f"start (at most {reach} back); no zone means UTC; also 30d, 12h, 2w, 90m "
-        "(that long before now)",
+        help=f"start (at most {reach} back: {inside}); no zone means UTC; also 30d, 12h, 2w, "
+        "90m (that long before now)",
     )
     group.add_argument(
         "--to",
@@ -540,7 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common_options()
 
-    id_list, group = _window(reach="six months, one month with --metadata", required=True)
+    id_list, group = _window(
+        reach="six months, one month with --metadata",
+        inside="180d and 27d are inside on any date",
+        required=True,
+    )
     group.add_argument(
         "--sort", choices=("asc", "desc"), default="asc", help="oldest first (asc, default)"
     )
@@ -555,7 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
         "/v3/{api}/id_list), oldest first. " + DATES_HELP,
         epilog=EXIT_CODES_HELP,
     )
-    errors, group = _window(reach="seven days", required=False)
+    # 7d would be past the limit by the time of the call, which is a moment after "now".
+    errors, group = _window(reach="seven days", inside="6d, not 7d", required=False)
     group.add_argument(
         "--function", metavar="NAME", help="only this function's errors, e.g. backlinks/live"
     )
