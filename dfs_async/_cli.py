@@ -2,7 +2,7 @@
 
     dfs-async id-list --from 2026-11-01 --to "2026-11-22 12:00" -o tasks.jsonl --state tasks.state
     dfs-async errors --function backlinks/live --format csv
-    dfs-async id-list --emulate --from 2026-07-01          # the built-in emulator, no account
+    dfs-async id-list --emulate --from 30d                 # the built-in emulator, no account
 
 Strategy: the stream is read a page at a time. Each page is written whole (one `write`, then
 flush and fsync), and only then is the state file replaced (temp file + `os.replace`), so the
