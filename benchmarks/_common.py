@@ -20,6 +20,7 @@ import looptime
 
 import dfs_async
 from dfs_async._convert import format_datetime
+from dfs_async._endpoints import ID_LIST_METADATA_MONTHS, ID_LIST_MONTHS, months_before
 
 LOGIN = "bench@example.com"
 PASSWORD = "bench-password"  # noqa: S105 - the emulator's credentials, not a secret
@@ -56,14 +57,33 @@ class Row:
         return attrs.asdict(self)
 
 
-def since(days: float) -> datetime:
-    """A moment `days` ago, whole seconds (the API's datetimes have no fraction)."""
-    return (datetime.now(UTC) - timedelta(days=days)).replace(microsecond=0)
+#: How far inside the API's reach a window starts. The emulator checks the window against its
+#: own clock a moment after it was chosen; a day is margin for any run, on any date.
+_MARGIN = timedelta(days=1)
+
+
+def now() -> datetime:
+    """The current time, whole seconds (the API's datetimes have no fraction)."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def window() -> tuple[datetime, datetime]:
     """A window holding every task the emulator generates (they span the last 150 days)."""
-    return since(160), since(0)
+    end = now()
+    start = end - timedelta(days=160)
+    # Six calendar months are at least 181 days: 160 stays well inside on every date.
+    assert start >= months_before(end, ID_LIST_MONTHS) + _MARGIN
+    return start, end
+
+
+def metadata_window() -> tuple[datetime, datetime]:
+    """The longest window include_metadata allows (one calendar month), less a day of margin.
+
+    "30 days" would sit on the limit whenever the month before has 30 days or fewer; the
+    client's own calendar rule (`months_before`) says where the limit is on any date.
+    """
+    end = now()
+    return months_before(end, ID_LIST_METADATA_MONTHS) + _MARGIN, end
 
 
 def api_window() -> tuple[str, str]:
@@ -110,6 +130,8 @@ def emulator_process(tasks: int, *, errors: int = 300, rate_limit: str = "off") 
         str(tasks),
         "--errors",
         str(errors),
+        "--days",  # the span window() expects, as the in-process emulators have by default
+        "150",
         "--rate-limit",
         rate_limit,
         "--login",

@@ -36,7 +36,7 @@ from dfs_async._convert import format_datetime
 from dfs_async._protocol import parse_reply
 from dfs_async.testing import Emulator
 
-from ._common import LOGIN, PASSWORD, Row, best_of, since
+from ._common import LOGIN, PASSWORD, Row, best_of, metadata_window
 
 _UTC = timezone.utc
 _PAGE = 1000
@@ -196,9 +196,10 @@ async def _fetch_pages() -> tuple[bytes, bytes]:
     """A 1000-record id_list page with metadata and a 1000-record errors page, as served."""
     token = base64.b64encode(f"{LOGIN}:{PASSWORD}".encode()).decode()
     headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+    start, end = metadata_window()
     id_list_task = {
-        "datetime_from": format_datetime(since(30)),
-        "datetime_to": format_datetime(since(0)),
+        "datetime_from": format_datetime(start),
+        "datetime_to": format_datetime(end),
         "include_metadata": True,
         "limit": _PAGE,
     }

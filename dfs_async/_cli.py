@@ -2,7 +2,7 @@
 
     dfs-async id-list --from 2026-11-01 --to "2026-11-22 12:00" -o tasks.jsonl --state tasks.state
     dfs-async errors --function backlinks/live --format csv
-    dfs-async id-list --emulate --from 2026-07-01          # the built-in emulator, no account
+    dfs-async id-list --emulate --from 30d                 # the built-in emulator, no account
 
 Strategy: the stream is read a page at a time. Each page is written whole (one `write`, then
 flush and fsync), and only then is the state file replaced (temp file + `os.replace`), so the
@@ -83,10 +83,12 @@ EXIT_ACCOUNT = 5  # the account was refused (payment, cost limit, subscription, 
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, the shell's convention for death by SIGINT
 EXIT_BROKEN_PIPE = 128 + 13  # 141: the reader of stdout went away (SIGPIPE's number)
 
-#: The emulator's clock stands still at this moment, so its synthetic data (which it lays out
-#: over the months before "now") is the same on every run: documented dates keep working, and
-#: an interrupted demo resumes against the very same records.
-EMULATOR_NOW = datetime(2026, 12, 1, tzinfo=UTC)
+#: For tests only: an ISO 8601 time that the clock of --emulate (the emulator's, the client's
+#: and the "now" of relative dates) stands still at, instead of following the real time.
+EMULATE_NOW_ENV = "DFS_ASYNC_EMULATE_NOW"
+#: The demo's tasks lie over this many days before the export's start: six calendar months are
+#: at most 184 days, so every window the API accepts then finds data all through.
+EMULATOR_DAYS = 186
 EMULATOR_LOGIN = "demo@example.com"
 EMULATOR_PASSWORD = "demo"  # noqa: S105 -- the emulator's throwaway credential, not a secret
 EMULATOR_TASKS = 50_000
@@ -98,9 +100,13 @@ DEFAULT_RETRIES = Retry().attempts - 1
 STATE_FORMAT = 1
 
 _DATE_EXAMPLES = "2026-11-01, 2026-11-01T12:00, 2026-11-01 12:00:00+02:00 or 2026-11-01T12:00:00Z"
+_RELATIVE_EXAMPLES = "30d, 12h, 2w, 90m or now"
 DATES_HELP = (
     f"Dates are ISO 8601 ({_DATE_EXAMPLES}) or the API's own form (2026-11-01 12:00:00 +00:00). "
-    "A date or time without a zone is UTC."
+    "A date or time without a zone is UTC. Or relative: a whole number and m, h, d or w "
+    "(minutes, hours, days, weeks) means that long before now, as in --from 30d or --from 90m; "
+    "'now' is now. Now is read once, when the command starts; an export resumed from its "
+    "state file keeps the first run's."
 )
 
 logger = logging.getLogger("dfs_async")
@@ -125,17 +131,33 @@ _WHEN = re.compile(
 )
 
 
-def parse_when(text: str) -> datetime:
-    """A command-line date or time as an aware UTC datetime; no zone means UTC.
+_RELATIVE = re.compile(r"(?P<count>[0-9]{1,12})(?P<unit>[mhdw])|now")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
-    Accepts ISO 8601 dates and times (``T`` or a blank between them, ``Z`` or ``+HH:MM``) and
-    the API's ``YYYY-MM-DD HH:MM:SS +00:00``. Raises ValueError with a readable reason.
+#: A parsed --from/--to: a moment, or how long before "now" (which is read later, once).
+When = datetime | timedelta
+
+
+def parse_when_spec(text: str) -> When:
+    """A command-line date or time: an aware UTC datetime, or a timedelta before "now".
+
+    Accepts ISO 8601 dates and times (``T`` or a blank between them, ``Z`` or ``+HH:MM``), the
+    API's ``YYYY-MM-DD HH:MM:SS +00:00`` (no zone means UTC), ``30d``, ``12h``, ``2w``,
+    ``90m`` and ``now``. Raises ValueError with a readable reason.
     """
+    relative = _RELATIVE.fullmatch(text.strip())
+    if relative is not None:
+        if relative.group("unit") is None:
+            return timedelta(0)
+        try:
+            return timedelta(**{_UNITS[relative.group("unit")]: int(relative.group("count"))})
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches too far back") from None
     match = _WHEN.fullmatch(text.strip())
     if match is None:
         raise ValueError(
-            f"{text!r} is not a date: use ISO 8601 such as {_DATE_EXAMPLES}; "
-            "without a zone it is UTC"
+            f"{text!r} is not a date: use ISO 8601 such as {_DATE_EXAMPLES}, or "
+            f"{_RELATIVE_EXAMPLES}; without a zone it is UTC"
         )
     part = match.groupdict()
     zone = UTC
@@ -161,6 +183,25 @@ def parse_when(text: str) -> datetime:
         return moment.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         raise ValueError(f"{text!r} is not a valid date: {exc}") from None
+
+
+def resolve_when(when: When, now: datetime) -> datetime:
+    """The moment `when` names, a relative one read against `now`; ValueError if out of range."""
+    if isinstance(when, datetime):
+        return when
+    try:
+        return now - when
+    except OverflowError:
+        raise ValueError(f"{_ago(when)} before {now.isoformat()} is before the year 1") from None
+
+
+def _ago(when: timedelta) -> str:
+    return f"{when.days} days" if not when.seconds else str(when)
+
+
+def parse_when(text: str, *, now: datetime) -> datetime:
+    """`parse_when_spec` and `resolve_when` in one: the moment `text` names at `now`."""
+    return resolve_when(parse_when_spec(text), now)
 
 
 def parse_rate(text: str) -> tuple[int, float]:
@@ -346,9 +387,9 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(EXIT_USAGE, f"{message} (see '{self.prog} --help')")
 
 
-def _when(text: str) -> datetime:
+def _when(text: str) -> When:
     try:
-        return parse_when(text)
+        return parse_when_spec(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -435,8 +476,9 @@ def add_account_options(common: argparse.ArgumentParser) -> None:
     )
     demo = common.add_argument_group(
         "demo",
-        "--emulate runs the command against the built-in emulator: synthetic data, no "
-        f"account, the emulator's clock fixed at {EMULATOR_NOW:%Y-%m-%d %H:%M} UTC.",
+        "--emulate runs the command against the built-in emulator on the real clock: no "
+        "account, synthetic data over the six months before the command started (a resumed "
+        "export sees the same records again: its state file keeps that moment).",
     )
     demo.add_argument("--emulate", action="store_true", help="use the built-in emulator")
     demo.add_argument(
@@ -472,24 +514,26 @@ EXIT_CODES_HELP = (
 )
 
 
-def _window(*, reach: str) -> tuple[_Parser, argparse._ArgumentGroup]:
+def _window(*, reach: str, inside: str) -> tuple[_Parser, argparse._ArgumentGroup]:
     """A parent parser with --from and --to, and its group, where each command adds more."""
     window = _Parser(add_help=False)
     group = window.add_argument_group("window")
     group.add_argument(
         "--from",
-        dest="datetime_from",
+        dest="when_from",
         type=_when,
         metavar="WHEN",
-        help=f"start (at most {reach} back); no zone means UTC; with --state of an earlier "
-        "export, omitted options come from it",
+        help=f"start (at most {reach} back: {inside}); no zone means UTC; also 30d, 12h, 2w, "
+        "90m (that long before now); with --state of an earlier export, omitted options come "
+        "from it",
     )
     group.add_argument(
         "--to",
-        dest="datetime_to",
+        dest="when_to",
         type=_when,
         metavar="WHEN",
-        help="end (default: now, fixed when the command starts); no zone means UTC",
+        help="end (default: now, fixed when the command starts); no zone means UTC; "
+        "also now or 2h (that long before now)",
     )
     return window, group
 
@@ -506,7 +550,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common_options()
 
-    id_list, group = _window(reach="six months, one month with --metadata")
+    id_list, group = _window(
+        reach="six months, one month with --metadata",
+        inside="180d and 27d are inside on any date",
+    )
     group.add_argument(
         "--sort", choices=("asc", "desc"), default="asc", help="oldest first (asc, default)"
     )
@@ -521,7 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
         "/v3/{api}/id_list), oldest first. " + DATES_HELP,
         epilog=EXIT_CODES_HELP,
     )
-    errors, group = _window(reach="seven days")
+    # 7d would be past the limit by the time of the call, which is a moment after "now".
+    errors, group = _window(reach="seven days", inside="6d, not 7d")
     group.add_argument(
         "--function", metavar="NAME", help="only this function's errors, e.g. backlinks/live"
     )
@@ -544,8 +592,14 @@ class Options:
     """The parsed command line."""
 
     command: str
-    datetime_from: datetime | None
-    datetime_to: datetime | None
+    #: --from and --to as given (a relative one is read against `started`) ...
+    when_from: When | None = None
+    when_to: When | None = None
+    #: ... and the moments they name.
+    datetime_from: datetime | None = None
+    datetime_to: datetime | None = None
+    #: "Now" when the export started: the base of relative dates and of the demo's data.
+    started: datetime = attrs.field(factory=lambda: datetime.now(UTC).replace(microsecond=0))
     sort: str = "asc"
     metadata: bool = False
     function: str | None = None
@@ -566,6 +620,29 @@ class Options:
     emulate_tasks: int
     emulate_errors: int
 
+    def at(self, started: datetime) -> Options:
+        """These options with "now" at `started`; CliError (exit 2) if a date is out of range."""
+        try:
+            start = None if self.when_from is None else resolve_when(self.when_from, started)
+            end = None if self.when_to is None else resolve_when(self.when_to, started)
+        except ValueError as exc:
+            raise CliError(EXIT_USAGE, f"{exc} (see 'dfs-async {self.command} --help')") from None
+        return attrs.evolve(self, started=started, datetime_from=start, datetime_to=end)
+
+
+def command_now(emulate: bool, environ: Mapping[str, str]) -> datetime:
+    """The command's "now", whole seconds: the real time, or under --emulate a pinned one."""
+    pinned = environ.get(EMULATE_NOW_ENV) if emulate else None
+    if pinned:
+        try:
+            moment = parse_when_spec(pinned)
+        except ValueError:
+            moment = timedelta(0)
+        if not isinstance(moment, datetime):
+            raise CliError(EXIT_USAGE, f"${EMULATE_NOW_ENV} is not a date: {pinned!r}")
+        return moment.replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
+
 
 def parse_options(argv: Sequence[str] | None) -> Options:
     """Parse and cross-check the arguments; raises CliError (exit 2) on a mistake."""
@@ -578,12 +655,14 @@ def options_from(namespace: argparse.Namespace) -> Options:
     # Each command has only its own options: the others keep their defaults.
     known: dict[str, Any] = {}
     for field in attrs.fields(Options):
-        known[field.name] = values.get(field.name, field.default)
+        if field.name in values or field.default is attrs.NOTHING:
+            known[field.name] = values.get(field.name, field.default)
     if known.get("output") == "-":  # the usual spelling of standard output
         known["output"] = None
     options = Options(**known)
+    options = options.at(command_now(options.emulate, os.environ))
     problem = common_problem(options)
-    if options.command == "id-list" and options.datetime_from is None and options.state is None:
+    if options.command == "id-list" and options.when_from is None and options.state is None:
         problem = "the following arguments are required: --from (or --state of an earlier export)"
     if options.state is not None:
         if options.output is None:
@@ -728,6 +807,9 @@ class SavedState:
     output: str
     #: The output's size when the state was saved.
     output_bytes: int
+    #: "Now" when the export started (None in a file from before it was kept): a resumed run
+    #: reads relative dates against it, and --emulate lays out the same data again.
+    started: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -735,6 +817,7 @@ class SavedState:
             "format": self.format,
             "output": self.output,
             "output_bytes": self.output_bytes,
+            **({} if self.started is None else {"started": self.started.isoformat()}),
             # Exactly what PagerState.to_json() gives, so library code can resume from it too.
             "stream": self.stream.to_json(),
         }
@@ -753,8 +836,18 @@ class SavedState:
             raise ValueError(f"bad output_bytes {size!r}")
         if not isinstance(stream, dict):
             raise ValueError(f"bad stream {stream!r}")
+        started = data.get("started")
+        if started is not None:
+            try:
+                started = datetime.fromisoformat(started).astimezone(UTC)
+            except (TypeError, ValueError):
+                raise ValueError(f"bad started {started!r}") from None
         return cls(
-            stream=PagerState.from_json(stream), format=fmt, output=output, output_bytes=size
+            stream=PagerState.from_json(stream),
+            format=fmt,
+            output=output,
+            output_bytes=size,
+            started=started,
         )
 
 
@@ -1033,8 +1126,12 @@ def _say(message: str) -> None:
 # -- the export --------------------------------------------------------------------------------
 
 
-def _emulator_now() -> datetime:
-    return EMULATOR_NOW
+def _emulator_clock(environ: Mapping[str, str]) -> Callable[[], datetime]:
+    """The clock of --emulate: the real time, or the one $DFS_ASYNC_EMULATE_NOW pins (tests)."""
+    if environ.get(EMULATE_NOW_ENV):
+        pinned = command_now(True, environ)
+        return lambda: pinned
+    return lambda: datetime.now(UTC)
 
 
 def _emulator_notice(options: Options, emulator: Emulator, rate: tuple[int, float]) -> str:
@@ -1052,8 +1149,9 @@ def _emulator_notice(options: Options, emulator: Emulator, rate: tuple[int, floa
             data += f" from {errors[-1]['datetime'][:10]} to {errors[0]['datetime'][:10]}"
         real = f"the client assumes {REAL_RATE[0]} / {REAL_RATE[1]:g} s for the real API"
     return (
-        f"emulator: {data}, its clock fixed at {EMULATOR_NOW:%Y-%m-%d %H:%M} UTC; "
-        f"rate limit shortened to {_plural(rate[0], 'call')} / {rate[1]:g} s ({real})"
+        f"emulator: {data}, laid out before {options.started:%Y-%m-%d %H:%M:%S} UTC (when this "
+        f"export started); rate limit shortened to {_plural(rate[0], 'call')} / {rate[1]:g} s "
+        f"({real})"
     )
 
 
@@ -1127,8 +1225,11 @@ class Export:
             if saved is not None:
                 _check_resume(self.options, self.state_file, saved)
                 self.resume = (self.state_file, saved)
+                if saved.started is not None:
+                    # The first run's "now": relative dates name the same window again.
+                    self.options = self.options.at(saved.started)
         options = self.options
-        if self.resume is None and options.command == "id-list" and options.datetime_from is None:
+        if self.resume is None and options.command == "id-list" and options.when_from is None:
             raise CliError(
                 EXIT_USAGE,
                 f"--from is required: the state file {options.state} does not exist yet, so "
@@ -1226,6 +1327,7 @@ class Export:
             format=output.format,
             output=self.state_file.output,
             output_bytes=output.size,
+            started=self.options.started,
         )
         save_state(self.state_file.path, saved)
 
@@ -1246,13 +1348,18 @@ async def open_client(
     from dfs_async.testing import Emulator
 
     rate = options.emulate_rate or EMULATOR_RATE
+    clock = _emulator_clock(os.environ)
     emulator = Emulator(
         EMULATOR_LOGIN,
         EMULATOR_PASSWORD,
         n_tasks=options.emulate_tasks,
         n_errors=options.emulate_errors,
         rate_limit=rate,
-        now=_emulator_now,
+        now=clock,
+        # Laid out from the export's start, which a resumed run takes from the state file:
+        # the same records again, while the clock that checks windows is today's.
+        data_now=options.started,
+        data_days=EMULATOR_DAYS,
     )
     await stack.enter_async_context(emulator)
     client = await stack.enter_async_context(
@@ -1262,7 +1369,7 @@ async def open_client(
             base_url=emulator.url,
             rate_limit=dfs_async.RateLimit(calls=rate[0], period=rate[1]),
             retry=retry,
-            now=_emulator_now,
+            now=clock,
         )
     )
     return client, emulator

@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import sys
 import traceback
 from collections import Counter
@@ -42,7 +41,6 @@ import dfs_async
 from dfs_async import FailedWebhook, WebhookResendOutcome
 
 from ._cli import (
-    EMULATOR_NOW,
     EMULATOR_RATE,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -53,6 +51,7 @@ from ._cli import (
     Display,
     Options,
     Output,
+    When,
     _check_writable,
     _configure_logging,
     _plural,
@@ -61,13 +60,15 @@ from ._cli import (
     _signals_cancel_current_task,
     add_account_options,
     classify,
+    command_now,
     common_problem,
     credentials,
     exclusive,
     field_names,
     logger,
     open_client,
-    parse_when,
+    parse_when_spec,
+    resolve_when,
     save_state,
 )
 
@@ -97,26 +98,15 @@ EXIT_CODES_HELP = (
 
 # -- pure: times, the ledger, rows, the summary --------------------------------------------
 
-_AGO = re.compile(r"([0-9]+)\s*([smhd])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+def parse_moment(text: str) -> When:
+    """``24h``, ``90m``, ``7d``, ``now`` (that long before now), or a date: one CLI grammar."""
+    return parse_when_spec(text)
 
 
-def parse_moment(text: str) -> datetime | timedelta:
-    """``24h``, ``90m``, ``7d``, ``30s`` (that long before now), or a date as elsewhere."""
-    match = _AGO.fullmatch(text.strip())
-    if match is not None:
-        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    try:
-        return parse_when(text)
-    except ValueError as exc:
-        raise ValueError(f"{exc}; or a span before now such as 24h, 90m, 7d") from None
-
-
-def resolve(moment: datetime | timedelta | None, now: datetime) -> datetime | None:
+def resolve(moment: When | None, now: datetime) -> datetime | None:
     """An option's moment as a datetime; a span counts back from `now`."""
-    if isinstance(moment, timedelta):
-        return now - moment
-    return moment
+    return None if moment is None else resolve_when(moment, now)
 
 
 @attrs.frozen(kw_only=True)
@@ -425,6 +415,7 @@ def resend_options(namespace: argparse.Namespace) -> ResendOptions:
         emulate_tasks=values["emulate_tasks"],
         emulate_errors=values["emulate_errors"],
     )
+    common = common.at(command_now(common.emulate, os.environ))
     problem = common_problem(common)
     if (
         common.state is not None
@@ -575,8 +566,8 @@ def _batches(failures: Sequence[FailedWebhook]) -> Iterator[tuple[FailedWebhook,
 
 def _seed_demo(emulator: Any, common: Options) -> str:
     """Seed the demo's failed deliveries into the emulator; the notice that says so."""
-    since = EMULATOR_NOW - timedelta(hours=23)
-    until = EMULATOR_NOW - timedelta(minutes=10)
+    since = common.started - timedelta(hours=23)
+    until = common.started - timedelta(minutes=10)
     emulator.webhooks.seed_failures(
         tasks=DEMO_TASKS,
         failures=DEMO_FAILURES,
@@ -589,8 +580,8 @@ def _seed_demo(emulator: Any, common: Options) -> str:
     return (
         f"emulator: {DEMO_TASKS + DEMO_EXPIRED} tasks with failed webhooks "
         f"({DEMO_FAILURES + DEMO_EXPIRED} failed deliveries, {DEMO_EXPIRED} of the tasks "
-        f"expired since) between {since:%Y-%m-%d %H:%M} and {until:%H:%M} UTC, its clock "
-        f"fixed at {EMULATOR_NOW:%Y-%m-%d %H:%M} UTC; rate limit shortened to "
+        f"expired since) between {since:%Y-%m-%d %H:%M} and {until:%H:%M} UTC, before "
+        f"{common.started:%Y-%m-%d %H:%M:%S} UTC (when this run started); rate limit shortened to "
         f"{_plural(rate[0], 'call')} / {rate[1]:g} s (the client assumes {REAL_RATE[0]} / "
         f"{REAL_RATE[1]:g} s for the real API)"
     )

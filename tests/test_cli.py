@@ -21,14 +21,17 @@ import pytest
 
 import dfs_async
 from dfs_async._cli import (
-    EMULATOR_NOW,
+    EMULATE_NOW_ENV,
+    EMULATOR_DAYS,
     classify,
     cli_wording,
     parse_when,
+    parse_when_spec,
     progress_line,
     summary_line,
 )
 from dfs_async._convert import parse_datetime
+from dfs_async._endpoints import months_before
 from dfs_async.testing import Emulator, Fault
 
 UTC = timezone.utc
@@ -49,6 +52,10 @@ ERROR_FIELDS = [
     "http_response",
 ]
 CONTINUE = "; run the same command to continue from tasks.state"
+#: The --emulate tests pin the demo's clock here (through EMULATE_NOW_ENV), not to today: the
+#: documented dates below then name the same records on any day. Tests at the real clock and
+#: at month ends are further down.
+DEMO_NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def summary(records: str, pages: int, calls: int) -> str:
@@ -63,6 +70,7 @@ def cli_env(**extra: str) -> dict[str, str]:
     """The test's environment without any real credentials, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATAFORSEO_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env[EMULATE_NOW_ENV] = DEMO_NOW.isoformat()
     env.update(extra)
     return env
 
@@ -505,8 +513,29 @@ def test_ctrl_c_while_reading_the_password_is_one_line(tmp_path: Path) -> None:
         (
             ["--from", "2026-11-01", "--to", "yesterday"],
             "argument --to: 'yesterday' is not a date: use ISO 8601 such as 2026-11-01, "
-            "2026-11-01T12:00, 2026-11-01 12:00:00+02:00 or 2026-11-01T12:00:00Z; without a "
-            "zone it is UTC (see 'dfs-async id-list --help')",
+            "2026-11-01T12:00, 2026-11-01 12:00:00+02:00 or 2026-11-01T12:00:00Z, or 30d, 12h, "
+            "2w, 90m or now; without a zone it is UTC (see 'dfs-async id-list --help')",
+        ),
+        (
+            ["--from", "5y"],
+            "argument --from: '5y' is not a date: use ISO 8601 such as 2026-11-01, "
+            "2026-11-01T12:00, 2026-11-01 12:00:00+02:00 or 2026-11-01T12:00:00Z, or 30d, 12h, "
+            "2w, 90m or now; without a zone it is UTC (see 'dfs-async id-list --help')",
+        ),
+        (
+            ["--emulate", "--from", "99999999d"],
+            "99999999 days before 2026-12-01T00:00:00+00:00 is before the year 1 (see "
+            "'dfs-async id-list --help')",
+        ),
+        (
+            ["--emulate", "--from", "1d", "--to", "2d"],
+            "--from (2026-11-30 00:00:00 +00:00) must be before --to (2026-11-29 00:00:00 +00:00)",
+        ),
+        (
+            ["--emulate", "--from", "7mo"],
+            "argument --from: '7mo' is not a date: use ISO 8601 such as 2026-11-01, "
+            "2026-11-01T12:00, 2026-11-01 12:00:00+02:00 or 2026-11-01T12:00:00Z, or 30d, 12h, "
+            "2w, 90m or now; without a zone it is UTC (see 'dfs-async id-list --help')",
         ),
         (
             ["--emulate", "--from", "2026-11-20", "--to", "2026-11-10T00:00:00Z"],
@@ -584,6 +613,10 @@ def test_help_says_dates_without_a_zone_are_utc_and_lists_exit_codes(tmp_path: P
         text = " ".join(result.stdout.split())
         assert "A date or time without a zone is UTC." in text
         assert (
+            "Or relative: a whole number and m, h, d or w (minutes, hours, days, weeks) means "
+            "that long before now, as in --from 30d or --from 90m; 'now' is now."
+        ) in text
+        assert (
             "Exit codes: 0 done; 1 other failure (writing a file); 2 bad arguments or state "
             "file, or another run is writing the same -o or --state file; 3 authentication "
             "failed (login or API password); 4 rate limit or server trouble that outlasted the "
@@ -602,10 +635,15 @@ def test_version(tmp_path: Path) -> None:
 # -- the embedded demo, interruption and resume -----------------------------------------------
 
 
-def demo_tasks(n: int) -> list[dict[str, Any]]:
-    """What `--emulate --emulate-tasks n` serves for --from 2026-07-01 (its clock stands still)."""
-    emu = Emulator(n_tasks=n, now=lambda: EMULATOR_NOW)
-    return [expected_task(t) for t in emu.expected_id_list("2026-07-01 00:00:00", EMULATOR_NOW)]
+def demo_emulator(n: int, started: datetime = DEMO_NOW) -> Emulator:
+    """The emulator `--emulate --emulate-tasks n` runs for an export started at `started`."""
+    return Emulator(n_tasks=n, now=lambda: started, data_now=started, data_days=EMULATOR_DAYS)
+
+
+def demo_tasks(n: int, start: str = "2026-07-01 00:00:00", end: datetime = DEMO_NOW) -> list[Any]:
+    """What `--emulate --emulate-tasks n` serves for --from 2026-07-01 at the pinned clock."""
+    emu = demo_emulator(n, end)
+    return [expected_task(t) for t in emu.expected_id_list(start, end)]
 
 
 def test_emulate_says_the_rate_is_shortened_and_writes_n_records(tmp_path: Path) -> None:
@@ -626,12 +664,14 @@ def test_emulate_says_the_rate_is_shortened_and_writes_n_records(tmp_path: Path)
     assert result.returncode == 0
     notice, closing = result.stderr.splitlines()
     assert notice == (
-        "emulator: 1,200 synthetic tasks posted 2026-07-04 to 2026-11-30, its clock fixed at "
-        "2026-12-01 00:00 UTC; rate limit shortened to 10 calls / 2 s (the real API allows "
-        "10 / 60 s)"
+        "emulator: 1,200 synthetic tasks posted 2026-05-29 to 2026-11-30, laid out before "
+        "2026-12-01 00:00:00 UTC (when this export started); rate limit shortened to "
+        "10 calls / 2 s (the real API allows 10 / 60 s)"
     )
-    assert re.fullmatch(summary("1,200 records", 2, 2), closing)
-    assert read_jsonl(tmp_path / "demo.jsonl") == demo_tasks(1200)
+    expected = demo_tasks(1200)  # the tasks from 2026-07-01 on, of data from 2026-05-29
+    assert len(expected) == 987
+    assert re.fullmatch(summary("987 records", 1, 1), closing)
+    assert read_jsonl(tmp_path / "demo.jsonl") == expected
 
 
 def test_quiet_prints_nothing_but_the_records(tmp_path: Path) -> None:
@@ -676,6 +716,116 @@ def test_sigint_mid_stream_exits_130_with_a_state_that_matches_the_output(
         rf"[0-9]+\.[0-9] s rate-limit wait, [0-9]+\.[0-9] s{CONTINUE}",
         err.splitlines()[-1],
     )
+
+
+def real_clock_env() -> dict[str, str]:
+    """The CLI's environment with the demo on the real clock (nothing pinned)."""
+    env = cli_env()
+    del env[EMULATE_NOW_ENV]
+    return env
+
+
+def notice_started(stderr: str) -> datetime:
+    """The export's start, as the --emulate notice reports it."""
+    found = re.search(r"laid out before ([0-9-]+ [0-9:]+) UTC \(when this export started\)", stderr)
+    assert found is not None, stderr
+    return datetime.fromisoformat(found.group(1)).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize("to", ["now", "absolute"])
+def test_the_demo_runs_at_the_real_now(to: str, tmp_path: Path) -> None:
+    """--emulate on the real clock: --from 7d to now (or the real time, spelt out) is the data."""
+    before = datetime.now(UTC).replace(microsecond=0)
+    end = before.isoformat() if to == "absolute" else "now"
+    result = run_cli(
+        "id-list", "--emulate", "--emulate-tasks", "20000", "--from", "7d", "--to", end, "-o",
+        "out.jsonl", cwd=tmp_path, env=real_clock_env(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    started = notice_started(result.stderr)
+    assert before <= started <= datetime.now(UTC)
+    window_end = before if to == "absolute" else started
+    emu = demo_emulator(20000, started)
+    expected = [
+        expected_task(t) for t in emu.expected_id_list(started - timedelta(days=7), window_end)
+    ]
+    assert len(expected) > 500  # 20,000 over 186 days: about 750 a week
+    assert read_jsonl(tmp_path / "out.jsonl") == expected
+
+
+def test_the_demo_has_data_for_the_whole_six_months(tmp_path: Path) -> None:
+    """At the real now, --from six calendar months back gets a record within a day of it."""
+    # A minute after six months back: still inside the limit when the CLI reads its clock.
+    start = months_before(datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1), 6)
+    result = run_cli(
+        "id-list", "--emulate", "--emulate-tasks", "2000", "--from", start.isoformat(),
+        "--max-items", "1", "-o", "out.jsonl", cwd=tmp_path, env=real_clock_env(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    first = datetime.fromisoformat(read_jsonl(tmp_path / "out.jsonl")[0]["datetime_posted"])
+    assert timedelta(0) <= first - start < timedelta(days=1)  # 2,000 over 186 days
+
+
+def test_an_interrupted_relative_export_resumes_days_later_on_the_same_records(
+    tmp_path: Path,
+) -> None:
+    """--from 30d, cut short, run again three days later: the first run's window and records."""
+    first_now = datetime(2027, 3, 31, 23, 59, 59, tzinfo=UTC)
+    args = (
+        "id-list", "--emulate", "--emulate-tasks", "6000", "--from", "30d", "--page-size",
+        "200", "-o", "tasks.jsonl", "--state", "tasks.state",
+    )  # fmt: skip
+    state_file = tmp_path / "tasks.state"
+    first_env = cli_env(**{EMULATE_NOW_ENV: first_now.isoformat()})
+    slow = spawn_cli(
+        *args, "--emulate-rate", "1/60", cwd=tmp_path, env=first_env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # until the first page is written; the next waits 60 s
+        if state_file.exists() and json.loads(state_file.read_text())["stream"]["yielded"]:
+            break
+        time.sleep(0.05)
+    slow.send_signal(signal.SIGINT)
+    slow.communicate(timeout=20)
+    assert slow.returncode == 130
+    assert json.loads(state_file.read_text())["started"] == first_now.isoformat()
+    later = first_now + timedelta(days=3)
+    result = run_cli(*args, cwd=tmp_path, env=cli_env(**{EMULATE_NOW_ENV: later.isoformat()}))
+    assert result.returncode == 0, result.stderr
+    assert "resuming from tasks.state: 200 records already written" in result.stderr
+    expected = demo_tasks(6000, format_api(first_now - timedelta(days=30)), first_now)
+    assert len(expected) > 200
+    assert read_jsonl(tmp_path / "tasks.jsonl") == expected
+
+
+def format_api(moment: datetime) -> str:
+    """`moment` in the API's request form."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S +00:00")
+
+
+@pytest.mark.parametrize(
+    ("now", "earliest"),
+    [
+        ("2027-03-31T12:00:00Z", "2027-02-28T12:00:00Z"),
+        ("2028-03-31T12:00:00Z", "2028-02-29T12:00:00Z"),
+        ("2028-02-29T12:00:00Z", "2028-01-29T12:00:00Z"),
+        ("2026-12-31T23:59:59Z", "2026-11-30T23:59:59Z"),
+    ],
+)
+def test_the_demo_accepts_metadata_to_one_calendar_month_and_not_a_second_more(
+    now: str, earliest: str, tmp_path: Path
+) -> None:
+    """At month ends and 29 February, --metadata reaches back exactly one calendar month."""
+    env = cli_env(**{EMULATE_NOW_ENV: now})
+    base = ("id-list", "--emulate", "--metadata", "--max-items", "1", "-q")
+    inside = run_cli(*base, "--from", earliest, cwd=tmp_path, env=env)
+    assert (inside.returncode, inside.stderr) == (0, "")
+    assert len(inside.stdout.splitlines()) == 1
+    moment = parse_when(earliest, now=DEMO_NOW) - timedelta(seconds=1)
+    outside = run_cli(*base, "--from", moment.isoformat(), cwd=tmp_path, env=env)
+    assert (outside.returncode, outside.stdout) == (2, "")
+    assert "is more than one month" in outside.stderr
 
 
 async def cut_by_server_trouble(
@@ -782,7 +932,7 @@ def test_a_finished_export_is_not_done_again(finished_export: Path) -> None:
     result = run_cli("id-list", *FINISHED_ARGS, cwd=finished_export)
     assert (result.returncode, result.stdout) == (0, "")
     assert result.stderr.splitlines()[-1] == (
-        "nothing to do: the state file tasks.state records a finished export (1,200 records); "
+        "nothing to do: the state file tasks.state records a finished export (987 records); "
         "delete it to export again"
     )
     assert (finished_export / "tasks.jsonl").read_bytes() == before
@@ -889,15 +1039,57 @@ def test_progress_is_one_line_on_an_80_column_terminal(tmp_path: Path) -> None:
 )
 def test_parse_when_reads_iso_and_api_forms_as_utc(text: str, expected: datetime) -> None:
     """Every accepted form gives the same instant in UTC; no zone means UTC."""
-    parsed = parse_when(text)
+    parsed = parse_when(text, now=DEMO_NOW)
     assert (parsed, parsed.tzinfo) == (expected, UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30d", datetime(2027, 2, 28, 23, 59, 59, tzinfo=UTC)),
+        ("12h", datetime(2027, 3, 30, 11, 59, 59, tzinfo=UTC)),
+        ("2w", datetime(2027, 3, 16, 23, 59, 59, tzinfo=UTC)),
+        ("90m", datetime(2027, 3, 30, 22, 29, 59, tzinfo=UTC)),
+        ("0d", datetime(2027, 3, 30, 23, 59, 59, tzinfo=UTC)),
+        ("now", datetime(2027, 3, 30, 23, 59, 59, tzinfo=UTC)),
+        (" 7d ", datetime(2027, 3, 23, 23, 59, 59, tzinfo=UTC)),
+    ],
+)
+def test_relative_dates_count_back_from_the_now_passed_in(text: str, expected: datetime) -> None:
+    """30d, 12h, 2w, 90m and now are read against the given now, nothing else."""
+    now = datetime(2027, 3, 30, 23, 59, 59, tzinfo=UTC)
+    assert parse_when(text, now=now) == expected
+    assert parse_when_spec(text) == now - expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("30", "'30' is not a date"),
+        ("30y", "'30y' is not a date"),
+        ("-3d", "'-3d' is not a date"),
+        ("3.5h", "'3.5h' is not a date"),
+        ("1d ago", "'1d ago' is not a date"),
+        ("999999999999w", "'999999999999w' reaches too far back"),
+    ],
+)
+def test_bad_relative_dates_are_a_value_error(text: str, message: str) -> None:
+    """Other units, signs, fractions and spans beyond any calendar are refused with a reason."""
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        parse_when(text, now=DEMO_NOW)
+
+
+def test_a_relative_date_before_the_year_1_is_a_value_error() -> None:
+    """A span that fits a timedelta but not the calendar names what went wrong."""
+    with pytest.raises(ValueError, match=r"^99999999 days before 2026-12-01T00:00:00\+00:00 is "):
+        parse_when("99999999d", now=DEMO_NOW)
 
 
 @pytest.mark.parametrize("text", ["0001-01-01T00:00+01:00", "9999-12-31T23:59-00:01"])
 def test_parse_when_refuses_a_time_outside_the_utc_range(text: str) -> None:
     """A local time that is before year 1 or after 9999 in UTC is a ValueError, not a crash."""
     with pytest.raises(ValueError, match=r"^'.*' is not a valid date: date value out of range$"):
-        parse_when(text)
+        parse_when(text, now=DEMO_NOW)
 
 
 def test_library_messages_name_the_options() -> None:

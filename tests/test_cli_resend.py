@@ -44,6 +44,7 @@ def env(**extra: str) -> dict[str, str]:
     values = {k: v for k, v in os.environ.items() if not k.startswith("DATAFORSEO_")}
     values["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), values.get("PYTHONPATH")]))
     values.update({"DATAFORSEO_LOGIN": LOGIN, "DATAFORSEO_PASSWORD": PASSWORD, **extra})
+    values.setdefault("DFS_ASYNC_EMULATE_NOW", "2026-12-01T00:00:00Z")  # the demo's clock
     return values
 
 
@@ -237,12 +238,13 @@ def test_a_bad_ledger_is_refused(data: Any) -> None:
 
 
 def test_spans_and_dates_for_from_and_to() -> None:
-    """24h, 90m, 7d are spans before now; a date is a date; anything else says both forms."""
+    """24h, 90m, 7d, now are spans before now; a date is a date; anything else says both forms."""
     assert parse_moment("24h") == timedelta(hours=24)
     assert parse_moment("90m") == timedelta(minutes=90)
     assert parse_moment("7d") == timedelta(days=7)
     assert parse_moment("2026-11-30 12:00") == T0
-    with pytest.raises(ValueError, match="or a span before now such as 24h"):
+    assert parse_moment("now") == timedelta(0)
+    with pytest.raises(ValueError, match="or 30d, 12h, 2w, 90m or now"):
         parse_moment("yesterday")
 
 
@@ -431,7 +433,7 @@ async def test_refused_ids_are_exit_0_unless_strict(emulator: Emulator, tmp_path
     [
         (("--from", "8d"), r"--from \(.*\) is more than 7 days ago"),
         (("--kind", "all"), r"argument --kind: invalid choice: 'all'"),
-        (("--from", "soon"), r"or a span before now such as 24h"),
+        (("--from", "soon"), r"or 30d, 12h, 2w, 90m or now"),
         (("-o", "same", "--state", "same"), r"-o and --state name the same file"),
         (("--state", "nodir/s.state"), r"--state nodir/s.state: no such directory nodir"),
         (("--emulate-rate", "10/1"), r"--emulate-rate needs --emulate"),
@@ -499,9 +501,9 @@ async def test_the_demo_shows_resends_refusals_and_then_skips(tmp_path: Path) ->
     notice, closing = err.splitlines()
     assert notice == (
         "emulator: 182 tasks with failed webhooks (252 failed deliveries, 2 of the tasks "
-        "expired since) between 2026-11-30 01:00 and 23:50 UTC, its clock fixed at "
-        "2026-12-01 00:00 UTC; rate limit shortened to 10 calls / 1 s (the client assumes "
-        "10 / 60 s for the real API)"
+        "expired since) between 2026-11-30 01:00 and 23:50 UTC, before 2026-12-01 00:00:00 "
+        "UTC (when this run started); rate limit shortened to 10 calls / 1 s (the client "
+        "assumes 10 / 60 s for the real API)"
     )
     assert summary_of(closing) == {
         "found": "182",

@@ -478,3 +478,41 @@ async def test_next_call_leaves_before_the_page_is_handed_over(emulator: Emulato
             await got_with_cap.__anext__()
             # With max_items the next call waits for the page's records (their count decides it).
             assert client.stats.calls == 3
+
+
+#: (now, the earliest id_list start, the earliest with include_metadata): month ends, a leap
+#: day and the last second of a year, where "N months" and "N * 30 days" part ways.
+CALENDAR_EDGES = [
+    ("2027-03-31 12:00:00", "2026-09-30 12:00:00", "2027-02-28 12:00:00"),
+    ("2028-02-29 12:00:00", "2027-08-29 12:00:00", "2028-01-29 12:00:00"),
+    ("2028-03-31 00:00:00", "2027-09-30 00:00:00", "2028-02-29 00:00:00"),
+    ("2026-12-31 23:59:59", "2026-06-30 23:59:59", "2026-11-30 23:59:59"),
+    ("2027-03-01 00:00:01", "2026-09-01 00:00:01", "2027-02-01 00:00:01"),
+]
+
+
+@pytest.mark.parametrize(("now", "six", "one"), CALENDAR_EDGES)
+async def test_window_limits_hold_to_the_second_on_both_sides_at_calendar_edges(
+    now: str, six: str, one: str
+) -> None:
+    """At a pinned now the earliest start is served; a second earlier is refused before a call."""
+    pinned = parse_datetime(now)
+    async with (
+        Emulator(LOGIN, PASSWORD, n_tasks=2000, now=lambda: pinned, rate_limit=None) as emu,
+        client_for(emu, now=lambda: pinned) as client,
+    ):
+        seven = pinned - timedelta(days=7)
+        for earliest, open_window in (
+            (parse_datetime(six), lambda start: client.backlinks.id_list(start, max_items=1)),
+            (
+                parse_datetime(one),
+                lambda start: client.backlinks.id_list(start, include_metadata=True, max_items=1),
+            ),
+            (seven, lambda start: client.backlinks.errors(datetime_from=start, max_items=1)),
+        ):
+            calls = len(emu.requests)
+            assert len([r async for r in open_window(earliest)]) == 1
+            assert len(emu.requests) == calls + 1
+            with pytest.raises(dfs_async.InvalidArgumentError, match="ago; the earliest"):
+                open_window(earliest - timedelta(seconds=1))
+            assert len(emu.requests) == calls + 1

@@ -19,6 +19,7 @@ import attrs
 import looptime
 import pytest
 
+from dfs_async._endpoints import months_before
 from dfs_async.testing import (
     Emulator,
     Fault,
@@ -1152,3 +1153,28 @@ async def test_module_runs_as_a_standalone_server() -> None:
         rest = await asyncio.wait_for(process.stdout.read(), 30)
         assert await asyncio.wait_for(process.wait(), 30) == 0
     assert rest == b""
+
+
+async def test_module_serves_data_over_the_six_months_before_its_start() -> None:
+    """`python -m dfs_async.testing` on the real clock: a record within days of six months back."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dfs_async.testing", "--port", "0", "--tasks", "500",
+        "--rate-limit", "off", "--login", LOGIN, "--password", PASSWORD,
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        url = line.rsplit(" ", 1)[1].strip()
+        # A minute inside the six months, so the server's later clock still accepts it.
+        now = datetime.now(timezone.utc)
+        start = months_before(now + timedelta(minutes=1), 6)
+        task = {"datetime_from": stamp(start), "datetime_to": stamp(now), "limit": 1}
+        async with aiohttp.ClientSession() as session:
+            _, document = await call(session, url + ID_LIST, [task])
+        first = document["tasks"][0]["result"][0]["datetime_posted"]
+        posted = datetime.strptime(first, "%Y-%m-%d %H:%M:%S %z")
+        assert timedelta(0) <= posted - start < timedelta(days=1)  # 500 over 186 days
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.communicate(), 30)

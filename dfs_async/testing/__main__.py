@@ -13,6 +13,10 @@ from collections.abc import Sequence
 
 from ._emulator import Emulator
 
+#: Six calendar months are at most 184 days (July to December); two more cover the data's
+#: margin before "now", so any window the API accepts at the start finds data all through.
+SIX_MONTHS_DAYS = 186
+
 
 def _rate_limit(text: str) -> tuple[int, float] | None:
     if text == "off":
@@ -37,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tasks", type=int, default=2500, help="generated id_list tasks")
     parser.add_argument("--errors", type=int, default=300, help="generated errors entries")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=SIX_MONTHS_DAYS,
+        help="the tasks lie over this many days before the start (default "
+        f"{SIX_MONTHS_DAYS}: every window of six calendar months, whatever the date)",
+    )
     parser.add_argument(
         "--rate-limit",
         type=_rate_limit,
@@ -64,6 +75,7 @@ async def _serve(args: argparse.Namespace) -> None:
         n_tasks=args.tasks,
         n_errors=args.errors,
         seed=args.seed,
+        data_days=args.days,
         rate_limit=args.rate_limit,
         rate_limit_headers=args.rate_limit_headers,
         host=args.host,

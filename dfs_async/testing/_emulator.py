@@ -425,6 +425,9 @@ class Emulator:
 
     Use it as `async with Emulator() as emu:` and point a client at `emu.url`. Faults can be
     injected for given request numbers; every request is logged in `emu.requests`.
+
+    `now` is its clock (default: the real time). Generated tasks lie over the `data_days`
+    before `data_now` (default: `now()` when it is made), errors over the six days before it.
     """
 
     def __init__(
@@ -439,6 +442,8 @@ class Emulator:
         seed: int = 0,
         rate_limit: tuple[int, float] | None = (10, 60.0),
         now: Callable[[], datetime] | None = None,
+        data_now: datetime | None = None,
+        data_days: int = 150,
         rate_limit_headers: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -461,12 +466,14 @@ class Emulator:
         self._insert_rng = random.Random(f"dfs-async-insert-{seed}")
         self.requests: list[LoggedRequest] = []
 
-        created = self._now()
+        # The generated data lies over the `data_days` before this moment; a caller that must
+        # see the same records again later (a resumed demo) passes the moment it used first.
+        created = self._now() if data_now is None else data_now
         self._tasks: list[dict[str, Any]] | _data.TaskSequence
         self._task_keys: list[int] | Sequence[int]
         if tasks is None:
             # Kept lazy whatever its size: pages are served from the generator's JSON text.
-            generated = _data.TaskSequence(n_tasks, seed=seed, now=created)
+            generated = _data.TaskSequence(n_tasks, seed=seed, now=created, days=data_days)
             self._tasks = generated
             self._task_keys = generated.posted_keys
         else:
