@@ -169,7 +169,8 @@ async def _exchange(
             size += len(chunk)
             received = response.content.total_raw_bytes
             if size > limit or received > limit:
-                head = b"".join(chunks)[:_HEAD] if chunks else chunk[:_HEAD]
+                # Only the head is kept for .raw: joining everything would double the peak.
+                head = b"".join(piece[:_HEAD] for piece in [*chunks[:_HEAD], chunk])[:_HEAD]
                 what = f"over {limit} bytes ({received} received, {size} decompressed)"
                 return _too_large(endpoint, status, limit, what, head)
             chunks.append(chunk)
