@@ -12,11 +12,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from test_secrets import leaks, rendered
 
 import dfs_async
 from dfs_async._transport import env_proxy
 from dfs_async.testing import Emulator
-from tests.test_secrets import leaks, rendered
 
 LOGIN = "worker@example.com"
 PASSWORD = "proxy-test-password"
