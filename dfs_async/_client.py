@@ -6,6 +6,7 @@ import asyncio
 import base64
 import ipaddress
 import logging
+import math
 import os
 import random
 import warnings
@@ -24,6 +25,7 @@ from ._errors import (
     DataForSEOError,
     InvalidArgumentError,
     RateLimitedError,
+    ReplyTooLargeError,
     RequestTimeoutError,
     TransportError,
 )
@@ -72,12 +74,61 @@ def _check_base_url(base_url: str) -> str:
         raise InvalidArgumentError(f"base_url must be an https:// URL, got {base_url!r}")
     if parts.query or parts.fragment:
         raise InvalidArgumentError("base_url must not have a query or fragment")
+    if not parts.hostname.isascii():
+        raise InvalidArgumentError(
+            "base_url's host must be ASCII: write an international domain name in its "
+            f"IDNA form (xn--...), got {base_url!r}"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 and parts.netloc.rpartition("]")[2].count(":") > 0:
+        raise InvalidArgumentError(
+            f"base_url's port must be a number from 1 to 65535, got {base_url!r}"
+        )
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise InvalidArgumentError(
             "base_url must use https:// (plain http:// is allowed only for a loopback host, "
             f"as in tests against the emulator), got {base_url!r}"
         )
     return base_url.rstrip("/")
+
+
+# Above a day, asyncio's timers overflow for some values (inf) and no call is that slow.
+_MAX_TIMEOUT = 86_400.0
+# Below this not even an error envelope fits.
+_MIN_REPLY_BYTES = 1024
+
+
+def _check_credentials(login: object, password: object) -> None:
+    if not isinstance(login, str) or not isinstance(password, str):
+        raise InvalidArgumentError(
+            "login and password must be str (decode bytes first), got "
+            f"{type(login).__name__} and {type(password).__name__}"
+        )
+    if ":" in login:
+        # Basic auth joins them with ':' and the server splits at the first one.
+        raise InvalidArgumentError("login must not contain ':' (Basic auth cannot carry it)")
+
+
+def _check_proxy(proxy: object) -> str:
+    if not isinstance(proxy, str):
+        raise InvalidArgumentError(
+            f"proxy must be a URL string such as 'http://host:3128', got {type(proxy).__name__}"
+        )
+    parts = urlsplit(proxy)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError:
+        parts = None  # type: ignore[assignment]
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        # The URL may carry credentials: never repeat it.
+        raise InvalidArgumentError(
+            "proxy must be an http:// or https:// URL with a host, "
+            "such as 'http://user:password@host:3128'"
+        )
+    return proxy
 
 
 def _is_loopback(host: str) -> bool:
@@ -115,6 +166,8 @@ class Client:
         prefetch: int = 1,
         now: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
+        max_reply_bytes: int = _transport.DEFAULT_MAX_REPLY_BYTES,
+        proxy: str | None = None,
     ) -> None:
         self._closed = True  # until fully built, so __del__ of a failed init stays quiet
         login = login if login is not None else os.environ.get("DATAFORSEO_LOGIN")
@@ -128,13 +181,34 @@ class Client:
             raise InvalidArgumentError(f"rate_limit must be a RateLimit, got {rate_limit!r}")
         if not isinstance(retry, Retry):
             raise InvalidArgumentError(f"retry must be a Retry, got {retry!r}")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        _check_credentials(login, password)
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout)
+            or not 0 < timeout <= _MAX_TIMEOUT
+        ):
             raise InvalidArgumentError(
-                f"timeout must be a positive number of seconds, got {timeout!r}"
+                f"timeout must be a finite number of seconds, above 0 and at most "
+                f"{_MAX_TIMEOUT:g} (a day), got {timeout!r}"
+            )
+        if (
+            isinstance(max_reply_bytes, bool)
+            or not isinstance(max_reply_bytes, int)
+            or max_reply_bytes < _MIN_REPLY_BYTES
+        ):
+            raise InvalidArgumentError(
+                f"max_reply_bytes must be an int of at least {_MIN_REPLY_BYTES}, "
+                f"got {max_reply_bytes!r}"
             )
         if prefetch not in (0, 1) or isinstance(prefetch, bool):
             raise InvalidArgumentError(f"prefetch must be 0 or 1 (pages ahead), got {prefetch!r}")
         self.base_url = _check_base_url(base_url)
+        self.max_reply_bytes = max_reply_bytes
+        # Chosen once: the proxy= argument, else HTTPS_PROXY/HTTP_PROXY unless NO_PROXY
+        # names the host. Kept as a Secret: a proxy URL may carry credentials.
+        chosen = _check_proxy(proxy) if proxy is not None else _transport.env_proxy(base_url)
+        self._proxy = None if chosen is None else _transport.Secret(chosen)
         self.login = login
         token = base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
         self._authorization = _transport.Secret(f"Basic {token}")
@@ -338,9 +412,15 @@ class Client:
                     authorization=self._authorization,
                     timeout=self.timeout,
                     endpoint=path,
+                    max_reply_bytes=self.max_reply_bytes,
+                    proxy=self._proxy,
                 )
             except TransportError as exc:
                 error: DataForSEOError = exc
+            except ReplyTooLargeError as exc:
+                # A reply did arrive (too much of it): the call is stamped.
+                await self._release(limiter, permit)
+                error = exc
             except BaseException:
                 # Cancelled (or a bug): the slot is still stamped, the call may have reached
                 # the server.

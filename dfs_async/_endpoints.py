@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from ._convert import format_datetime, parse_datetime
@@ -57,6 +57,14 @@ def _aware(name: str, value: object) -> datetime:
             f"{name} must be timezone-aware, e.g. datetime(2026, 11, 1, tzinfo=timezone.utc); "
             f"got the naive {value.isoformat(' ')}"
         )
+    try:
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        # datetime.min with a positive offset (or max with a negative one) has no UTC form.
+        raise InvalidArgumentError(
+            f"{name} {value.isoformat(' ')} cannot be expressed in UTC; "
+            "pass a date within years 1-9999 in UTC"
+        ) from None
     return value
 
 
@@ -325,6 +333,11 @@ def _given(name: str, value: datetime | None) -> str | None:
 
 def _check_passed(state: PagerState, **passed: Any) -> None:
     """With resume=, each argument actually passed (not None) must match the saved request."""
+    if not isinstance(state, PagerState):
+        raise InvalidArgumentError(
+            "resume must be a PagerState (PagerState.from_json(...) reads a saved one), "
+            f"got {type(state).__name__}"
+        )
     saved = {
         **state.params,
         "page_size": state.page_size,

@@ -6,7 +6,8 @@
     ├── TransportError                           no usable HTTP reply: connection, timeout
     │   └── RequestTimeoutError
     ├── DecodeError                              the reply was not what the contract describes
-    │   └── MalformedResponseError               not JSON at all (cut short, an HTML page)
+    │   ├── MalformedResponseError               not JSON at all (cut short, an HTML page)
+    │   └── ReplyTooLargeError                   larger than max_reply_bytes; not retried
     ├── APIError                                 the server answered with an error code
     │   ├── AuthenticationError                  credentials or account: do not retry
     │   ├── InvalidRequestError                  the request was refused: do not retry
@@ -15,7 +16,8 @@
     └── RedisBackendError                        Redis refused the shared limit's command
         └── RedisUnavailableError                Redis was unreachable for all of retry_for
 
-No exception carries the password, the Authorization header or the request headers.
+No exception carries the password, the Authorization header or the request headers, nor has
+one in its ``__cause__``/``__context__`` chain or in the local variables of its traceback.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "RateLimitedError",
     "RedisBackendError",
     "RedisUnavailableError",
+    "ReplyTooLargeError",
     "RequestTimeoutError",
     "ServerError",
     "TransportError",
@@ -101,6 +104,22 @@ class MalformedResponseError(DecodeError):
             raw=raw,
         )
         self.http_status = http_status
+
+
+class ReplyTooLargeError(DecodeError):
+    """The reply grew past the client's `max_reply_bytes` (received or decompressed).
+
+    Reading stopped there, so memory stays bounded; `raw` holds only the first couple of
+    hundred characters. Not retried: the same request would get the same reply, and
+    reading it again would cost the same download.
+    """
+
+    def __init__(
+        self, message: str, *, endpoint: str, http_status: int, limit: int, raw: str
+    ) -> None:
+        super().__init__(f"{message} (HTTP {http_status})", endpoint=endpoint, path="$", raw=raw)
+        self.http_status = http_status
+        self.limit = limit
 
 
 class APIError(DataForSEOError):

@@ -17,8 +17,10 @@ import hmac
 import json
 import random
 import re
+import struct
 import time
-from collections.abc import Callable, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from types import TracebackType
@@ -97,6 +99,9 @@ _FAULT_NAMES: Final = (
     "task_error",
     "rate_limited",
     "insert_head",
+    "malformed_status_line",
+    "huge_body",
+    "gzip_bomb",
 )
 
 
@@ -168,6 +173,27 @@ class Fault:
         if n < 1:
             raise ValueError("n must be >= 1")
         return cls(name="insert_head", count=n)
+
+    @classmethod
+    def malformed_status_line(cls) -> Fault:
+        """Answer with a status line that is not HTTP (``HTTP/1.1 2OO OK``), then close."""
+        return cls(name="malformed_status_line")
+
+    @classmethod
+    def huge_body(cls, size: int, *, declared: bool = True) -> Fault:
+        """A 200 reply of `size` bytes, streamed; with ``declared=False`` it is chunked, with
+        no Content-Length to warn the client."""
+        if size < 1:
+            raise ValueError("size must be >= 1")
+        return cls(name="huge_body", count=size, status=1 if declared else 0)
+
+    @classmethod
+    def gzip_bomb(cls, inflated: int) -> Fault:
+        """A chunked ``Content-Encoding: gzip`` reply that inflates to `inflated` bytes of
+        zeros (about a thousand times what is sent)."""
+        if inflated < 1:
+            raise ValueError("inflated must be >= 1")
+        return cls(name="gzip_bomb", count=inflated)
 
 
 @attrs.frozen(kw_only=True)
@@ -761,6 +787,13 @@ class Emulator:
             return self._json(answer.status, answer.body, headers), answer.code, answer.status
         if name == "reset_before_headers":
             return self._drop(request), None, None
+        if name == "malformed_status_line":
+            if request.transport is not None:
+                request.transport.write(b"HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n")
+            return self._drop(request), None, None
+        if name == "huge_body" or name == "gzip_bomb":
+            assert fault is not None
+            return await self._stream_big(request, fault), None, 200
         if name == "reset_during_body":
             answer = self._answer(route, authorized, True, raw, started)
             response = web.StreamResponse(status=answer.status, headers=headers)
@@ -805,6 +838,32 @@ class Emulator:
         except TimeoutError:
             return False
         return True
+
+    @staticmethod
+    async def _stream_big(request: web.BaseRequest, fault: Fault) -> web.StreamResponse:
+        """Stream a huge body (or a gzip bomb) until done or the client hangs up."""
+        response = web.StreamResponse(status=200)
+        response.content_type = "application/json"
+        block = 1 << 20
+        if fault.name == "huge_body":
+            head = b'{"status_code": 20000, "padding": "'
+            pieces = _padding(head, fault.count, block)
+            if fault.status:
+                response.content_length = fault.count
+        else:
+            response.headers["Content-Encoding"] = "gzip"
+            pieces = _gzip_zeros(fault.count, block)
+        try:
+            await response.prepare(request)
+            for piece in pieces:
+                await response.write(piece)
+                # Loopback buffers take megabytes without blocking: yield, so a client in
+                # this loop gets to read (and hang up) before everything is sent.
+                await asyncio.sleep(0)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client stopped reading: what the fault is for
+        return response
 
     @staticmethod
     def _drop(request: web.BaseRequest) -> web.StreamResponse:
@@ -953,3 +1012,37 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+def _padding(head: bytes, size: int, block: int) -> Iterator[bytes]:
+    """`size` bytes: `head`, then spaces, in pieces of at most `block`."""
+    first = head[:size]
+    yield first
+    left = size - len(first)
+    filler = b" " * block
+    while left > 0:
+        yield filler[: min(left, block)]
+        left -= block
+
+
+def _gzip_zeros(size: int, block: int) -> Iterator[bytes]:
+    """A gzip member of `size` zero bytes, compressed once per `block` and then repeated.
+
+    After a full flush deflate starts afresh, so each block of zeros compresses to the same
+    bytes. The CRC trailer is computed only once all the rest is sent: a client that stops
+    early (the point of the fault) costs the emulator no CRC work.
+    """
+    yield b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # gzip header, no name, no time
+    zeros = bytes(block)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    whole = deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH)
+    blocks, left = divmod(size, block)
+    for _ in range(blocks):
+        yield whole
+    last = zlib.compressobj(9, zlib.DEFLATED, -15)
+    yield last.compress(bytes(left)) + last.flush()
+    crc = 0
+    for _ in range(blocks):
+        crc = zlib.crc32(zeros, crc)
+    crc = zlib.crc32(bytes(left), crc)
+    yield struct.pack("<II", crc, size & 0xFFFFFFFF)
