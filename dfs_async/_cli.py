@@ -467,6 +467,13 @@ def add_account_options(common: argparse.ArgumentParser) -> None:
         f"{dfs_async.SANDBOX_BASE_URL})",
     )
     account.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="send the calls through this HTTP proxy, e.g. http://user:pass@proxy:3128 "
+        "(default: HTTPS_PROXY / HTTP_PROXY unless NO_PROXY names the host); its "
+        "credentials are never printed",
+    )
+    account.add_argument(
         "--retries",
         type=_count,
         default=DEFAULT_RETRIES,
@@ -619,6 +626,7 @@ class Options:
     emulate_rate: tuple[int, float] | None
     emulate_tasks: int
     emulate_errors: int
+    proxy: str | None = attrs.field(default=None, repr=False)  # may carry credentials
 
     def at(self, started: datetime) -> Options:
         """These options with "now" at `started`; CliError (exit 2) if a date is out of range."""
@@ -1209,7 +1217,8 @@ class Export:
     state_file: StateFile | None
     #: The state file and what it held when the run started (None: a fresh export).
     resume: tuple[StateFile, SavedState] | None = None
-    credentials: tuple[str, str] | None = None
+    #: Never in the repr: a traceback or a log line must not show the password.
+    credentials: tuple[str, str] | None = attrs.field(default=None, repr=False)
     #: Set once the request (and any saved state) was accepted: a failure from then on is in
     #: the stream, which the state file, if there is one, lets the next run continue.
     stream_opened: bool = False
@@ -1341,7 +1350,9 @@ async def open_client(
         login, password = credentials
         return (
             await stack.enter_async_context(
-                dfs_async.Client(login, password, base_url=options.base_url, retry=retry)
+                dfs_async.Client(
+                    login, password, base_url=options.base_url, retry=retry, proxy=options.proxy
+                )
             ),
             None,
         )

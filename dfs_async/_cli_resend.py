@@ -414,6 +414,7 @@ def resend_options(namespace: argparse.Namespace) -> ResendOptions:
         emulate_rate=values["emulate_rate"],
         emulate_tasks=values["emulate_tasks"],
         emulate_errors=values["emulate_errors"],
+        proxy=values["proxy"],
     )
     common = common.at(command_now(common.emulate, os.environ))
     problem = common_problem(common)

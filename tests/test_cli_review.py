@@ -23,11 +23,13 @@ from test_cli import (
     run_cli_async,
     sent_datetime_to,
 )
+from test_proxy import ForwardProxy, free_port
 
 from dfs_async import PagerState, _cli_lock
 from dfs_async._cli import SavedState, save_state
 from dfs_async.testing import Emulator, Fault
 
+PROXY_SECRET = "pr0xy-Secret"
 IN_USE = "; wait for it to end; two runs must not write one file\n"
 
 
@@ -281,3 +283,40 @@ def test_the_lock_file_names_its_holder(tmp_path: Path) -> None:
             holder.stdout.close()
     with _cli_lock.hold([str(tmp_path / "f")]):  # a killed holder's lock is gone
         pass
+
+
+async def test_proxy_option_routes_every_call_and_never_prints_its_credentials(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """--proxy sends each call through the proxy; its password shows in no output, even --debug."""
+    async with ForwardProxy() as proxy:
+        url = f"http://agent:{PROXY_SECRET}@127.0.0.1:{proxy.port}"
+        code, out, err = await run_cli_async(
+            "id-list", "--from", ago(170), "--base-url", emulator.url, "--proxy", url, "--debug",
+            cwd=tmp_path, env=api_env(),
+        )  # fmt: skip
+    assert code == 0, err
+    assert len(out.splitlines()) == 2500
+    assert [line for line, _ in proxy.seen] == [
+        f"POST {emulator.url}/v3/backlinks/id_list HTTP/1.1"
+    ] * len(emulator.requests)
+    assert PROXY_SECRET not in out + err
+
+    # A proxy that is not there: the error names the failure, not the credentials.
+    dead = f"http://agent:{PROXY_SECRET}@127.0.0.1:{free_port()}"
+    code, out, err = await run_cli_async(
+        "id-list", "--from", ago(170), "--base-url", emulator.url, "--proxy", dead,
+        "--retries", "0", "--debug",
+        cwd=tmp_path, env=api_env(),
+    )  # fmt: skip
+    assert code == 4
+    assert "no answer from the API after retrying" in err
+    assert PROXY_SECRET not in out + err
+
+    code, out, err = await run_cli_async(
+        "id-list", "--from", ago(170), "--base-url", emulator.url, "--proxy",
+        f"ftp://agent:{PROXY_SECRET}@h", cwd=tmp_path, env=api_env(),
+    )  # fmt: skip
+    assert (code, out) == (2, "")
+    assert err.startswith("dfs-async: error: proxy must be an http:// or https:// URL")
+    assert PROXY_SECRET not in err
