@@ -255,11 +255,9 @@ async def _reply(client: Client, call: asyncio.Task[RawPage]) -> RawPage:
         return await call
     except asyncio.CancelledError:
         # Our own task being cancelled must stay a cancellation; only a call that aclose()
-        # cancelled under a running consumer becomes ClientClosedError. (Python 3.10 has no
-        # Task.cancelling(): there a cancellation coinciding with aclose() reads as closed.)
+        # cancelled under a running consumer becomes ClientClosedError.
         current = asyncio.current_task()
-        cancelling = getattr(current, "cancelling", None)
-        ours = cancelling is not None and cancelling() > 0
+        ours = current is not None and current.cancelling() > 0
         if client.closed and call.cancelled() and not ours:
             raise ClientClosedError("the client was closed while this stream was running") from None
         raise
