@@ -9,9 +9,16 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
-from ._errors import ClientClosedError
+from ._errors import ClientClosedError, DecodeError
 from ._models import Page, TaskError, TaskId
-from ._pagination import PageRequest, PagerState, StreamCursor, record_key
+from ._pagination import (
+    PageRequest,
+    PagerState,
+    PagingError,
+    StreamCursor,
+    check_received,
+    record_key,
+)
 from ._protocol import RawPage, decode_page
 
 if TYPE_CHECKING:
@@ -159,6 +166,10 @@ class Pager(AsyncIterator[R], Generic[R]):
             while current is not None and call is not None:
                 raw = await _reply(client, call)
                 call = None
+                try:
+                    check_received(current, raw.received)
+                except PagingError as exc:
+                    raise _broken(path, raw, exc) from None
                 if early:
                     following = (
                         PageRequest(offset=current.offset + raw.received, limit=state.page_size)
@@ -187,9 +198,12 @@ class Pager(AsyncIterator[R], Generic[R]):
         """Build a page's records and register them with the cursor."""
         reply = decode_page(raw, self._record_type)
         keys = [record_key(record) for record in reply.records]
-        records, _ = cursor.begin_page(
-            request, reply.received, reply.records, keys, reply.positions
-        )
+        try:
+            records, _ = cursor.begin_page(
+                request, reply.received, reply.records, keys, reply.positions
+            )
+        except PagingError as exc:
+            raise _broken(path, raw, exc) from None
         page = Page(
             records=tuple(records),
             offset=request.offset,
@@ -235,6 +249,11 @@ async def _let_it_send() -> None:
     """Give a just-spawned call the loop turns it needs to send its request."""
     for _ in range(_SEND_TURNS):
         await asyncio.sleep(0)
+
+
+def _broken(path: str, raw: RawPage, exc: PagingError) -> DecodeError:
+    """A server breaking the paging rules ends the stream: a DecodeError on the reply."""
+    return DecodeError(str(exc), endpoint=path, path="$.tasks[0].result", raw=raw.text)
 
 
 def _log_page(path: str, page: Page[Any], nulls: int) -> None:
