@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import operator
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -256,12 +256,13 @@ _DETAILED = _build_converter()
 
 
 class DecodeFailure(Exception):
-    """Internal: which item failed and cattrs' readable path within it."""
+    """Internal: which item failed, and each problem in it with its path inside the item."""
 
-    def __init__(self, index: int, detail: str) -> None:
-        super().__init__(detail)
+    def __init__(self, index: int, problems: Sequence[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{message} @ {path}" for message, path in problems))
         self.index = index
-        self.detail = detail
+        #: (message, path relative to the item: ``".datetime_done"``, or ``""`` for the item).
+        self.problems = tuple(problems)
 
 
 def structure_records(items: Sequence[Any], record_type: type[T]) -> list[T]:
@@ -273,10 +274,15 @@ def structure_records(items: Sequence[Any], record_type: type[T]) -> list[T]:
         pass
     records: list[T] = []
     for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            # cattrs would try to read fields out of it and blame each field in turn.
+            raise DecodeFailure(index, [(f"expected an object, got {type(item).__name__}", "")])
         try:
             records.append(_DETAILED.structure(item, record_type))
         except Exception as exc:  # cattrs raises ClassValidationError, and hooks their own
             messages = cattrs.transform_error(exc, path="", format_exception=_describe)
-            raise DecodeFailure(index, "; ".join(messages)) from exc
+            # Each is "<message> @ <path>"; a message may quote a value holding " @ ".
+            problems = [tuple(message.rsplit(" @ ", 1)) for message in messages]
+            raise DecodeFailure(index, problems) from exc  # type: ignore[arg-type]
     # Only values of unusual shapes (a str subclass, a Mapping that is not a dict) get here.
     return records

@@ -88,23 +88,40 @@ def _check_window(
     earliest: datetime,
     reach: str,
 ) -> None:
-    if datetime_to is not None and datetime_to > now:
+    # What is checked is what is sent: format_datetime keeps whole seconds, so a window valid
+    # to the microsecond could still arrive empty, or a fraction of a second too old.
+    start = None if datetime_from is None else _sent(datetime_from)
+    end = None if datetime_to is None else _sent(datetime_to)
+    if end is not None and end > now:
         raise InvalidArgumentError(
-            f"datetime_to ({format_datetime(datetime_to)}) is in the future; the API accepts "
+            f"datetime_to ({format_datetime(end)}) is in the future; the API accepts "
             f"at most the current time ({format_datetime(now)}); pass None for 'now'"
         )
-    end = datetime_to if datetime_to is not None else now
-    if datetime_from is not None and datetime_from >= end:
+    last = end if end is not None else _sent(now)  # an open window is closed at now, so sent
+    if start is not None and start >= last:
+        same = datetime_from is not None and datetime_from < (datetime_to or now)
         raise InvalidArgumentError(
-            f"datetime_from ({format_datetime(datetime_from)}) must be before "
-            f"datetime_to ({format_datetime(end)})"
+            f"datetime_from ({format_datetime(start)}) must be before "
+            f"datetime_to ({format_datetime(last)})"
+            + (": the API takes whole seconds, and both fall in the same one" if same else "")
         )
-    for name, value in (("datetime_from", datetime_from), ("datetime_to", datetime_to)):
+    for name, value in (("datetime_from", start), ("datetime_to", end)):
         if value is not None and value < earliest:
             raise InvalidArgumentError(
                 f"{name} ({format_datetime(value)}) is more than {reach} ago; the earliest the API "
-                f"accepts now is {format_datetime(earliest)}"
+                f"accepts now is {format_datetime(_next_second(earliest))}"
             )
+
+
+def _sent(value: datetime) -> datetime:
+    """A datetime as the API receives it: UTC, whole seconds (all format_datetime keeps)."""
+    return value.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def _next_second(value: datetime) -> datetime:
+    """The first whole second at or after `value`: the earliest that can be sent."""
+    whole = value.replace(microsecond=0)
+    return whole if whole == value else whole + timedelta(seconds=1)
 
 
 class Api:

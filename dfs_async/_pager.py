@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
-from ._errors import ClientClosedError
+from ._errors import ClientClosedError, DecodeError
 from ._models import Page, TaskError, TaskId
-from ._pagination import PageRequest, PagerState, StreamCursor, record_key
+from ._pagination import (
+    PageRequest,
+    PagerState,
+    PagingError,
+    StreamCursor,
+    check_received,
+    record_key,
+)
 from ._protocol import RawPage, decode_page
 
 if TYPE_CHECKING:
@@ -31,8 +38,9 @@ class Pager(AsyncIterator[R], Generic[R]):
 
     ``async for record in pager`` yields records; ``async for page in pager.pages()`` yields
     :class:`Page` objects instead. A pager is single-use. `state` is the position to resume
-    from (``resume=pager.state``). Breaking out of the loop leaves at most one prefetched call
-    behind; ``async with pager`` (or ``contextlib.aclosing``) releases it at once.
+    from (``resume=pager.state``). Breaking out of the loop is fine: the prefetched call is
+    cancelled once the pager is garbage collected, quietly; ``async with pager`` (or
+    ``contextlib.aclosing``) cancels it at once.
     """
 
     def __init__(
@@ -48,8 +56,17 @@ class Pager(AsyncIterator[R], Generic[R]):
         self._initial = state
         self._fix_datetime_to = fix_datetime_to
         self._cursor: StreamCursor | None = None
-        self._records: AsyncGenerator[R, None] | None = None
-        self._pages: AsyncGenerator[Page[R], None] | None = None
+        # Strategy: the stream is one async generator, `_drive`, whichever view reads it. When a
+        # consumer breaks out of its loop and drops the pager, asyncio closes the generators it
+        # finds unreachable, each in a task of its own and in no set order: a generator that
+        # closes another one it reads from (as a records view over a pages generator would)
+        # then races that task and loses with "aclose(): asynchronous generator is already
+        # running", reported as "Task exception was never retrieved". With one generator there
+        # is nothing to race: its `finally` cancels the prefetched call and that is all.
+        self._driver: AsyncGenerator[Page[R], None] | None = None
+        self._view: str | None = None
+        #: The records of the current page not handed over yet (records view).
+        self._pending: Iterator[R] = iter(())
 
     def __repr__(self) -> str:
         state = self.state if self._cursor is not None else self._initial
@@ -71,24 +88,43 @@ class Pager(AsyncIterator[R], Generic[R]):
         return self
 
     async def __anext__(self) -> R:
-        if self._records is None:
-            if self._pages is not None:
-                raise RuntimeError("this pager is being read with pages(); use one view only")
-            self._records = self._iterate_records()
-        return await self._records.__anext__()
+        driver = self._open("records")
+        while True:
+            record = next(self._pending, None)
+            if record is not None:
+                # Counted as delivered before the consumer gets it: a state saved while the
+                # consumer handles this record never hands it out again.
+                self._start().consume()
+                return record
+            page = await driver.__anext__()
+            self._pending = iter(page.records)
 
     def pages(self) -> AsyncIterator[Page[R]]:
         """Iterate page by page instead of record by record."""
-        if self._records is not None or self._pages is not None:
+        if self._view is not None:
             raise RuntimeError("this pager is already being read; a pager is single-use")
-        self._pages = self._iterate_pages()
-        return self._pages
+        self._open("pages")
+        return _Pages(self)
+
+    async def _next_page(self) -> Page[R]:
+        page = await self._open("pages").__anext__()
+        cursor = self._start()
+        for _ in page.records:
+            cursor.consume()
+        return page
+
+    def _open(self, view: str) -> AsyncGenerator[Page[R], None]:
+        if self._driver is None:
+            self._view = view
+            self._driver = self._drive()
+        elif self._view != view:
+            raise RuntimeError("this pager is being read with pages(); use one view only")
+        return self._driver
 
     async def aclose(self) -> None:
         """Stop the stream and release what it holds (a prefetched call). Idempotent."""
-        for generator in (self._records, self._pages):
-            if generator is not None:
-                await generator.aclose()
+        if self._driver is not None:
+            await self._driver.aclose()
 
     async def __aenter__(self) -> Pager[R]:
         return self
@@ -111,32 +147,6 @@ class Pager(AsyncIterator[R], Generic[R]):
             self._cursor = StreamCursor(state)
         return self._cursor
 
-    async def _iterate_records(self) -> AsyncGenerator[R, None]:
-        cursor = self._start()
-        driver = self._drive()
-        try:
-            async for page in driver:
-                for record in page.records:
-                    # Counted as delivered before the consumer gets it: a state saved while
-                    # the consumer handles this record never hands it out again.
-                    cursor.consume()
-                    yield record
-        finally:
-            # Leaving an `async for` does not close the generator it read from: do it now,
-            # so a prefetched call is cancelled here and not whenever GC gets to it.
-            await driver.aclose()
-
-    async def _iterate_pages(self) -> AsyncGenerator[Page[R], None]:
-        cursor = self._start()
-        driver = self._drive()
-        try:
-            async for page in driver:
-                for _ in page.records:
-                    cursor.consume()
-                yield page
-        finally:
-            await driver.aclose()
-
     async def _drive(self) -> AsyncGenerator[Page[R], None]:
         client = self._client
         client._check_open()  # fail before anything else, not at the first network call
@@ -156,6 +166,10 @@ class Pager(AsyncIterator[R], Generic[R]):
             while current is not None and call is not None:
                 raw = await _reply(client, call)
                 call = None
+                try:
+                    check_received(current, raw.received)
+                except PagingError as exc:
+                    raise _broken(path, raw, exc) from None
                 if early:
                     following = (
                         PageRequest(offset=current.offset + raw.received, limit=state.page_size)
@@ -184,9 +198,12 @@ class Pager(AsyncIterator[R], Generic[R]):
         """Build a page's records and register them with the cursor."""
         reply = decode_page(raw, self._record_type)
         keys = [record_key(record) for record in reply.records]
-        records, _ = cursor.begin_page(
-            request, reply.received, reply.records, keys, reply.positions
-        )
+        try:
+            records, _ = cursor.begin_page(
+                request, reply.received, reply.records, keys, reply.positions
+            )
+        except PagingError as exc:
+            raise _broken(path, raw, exc) from None
         page = Page(
             records=tuple(records),
             offset=request.offset,
@@ -206,6 +223,23 @@ class Pager(AsyncIterator[R], Generic[R]):
         return self._client._spawn(self._client._fetch(path, task))
 
 
+class _Pages(AsyncIterator[Page[R]], Generic[R]):
+    """The pages view of a pager: the same stream, a page at a time."""
+
+    def __init__(self, pager: Pager[R]) -> None:
+        self._pager: Pager[R] = pager
+
+    def __aiter__(self) -> _Pages[R]:
+        return self
+
+    async def __anext__(self) -> Page[R]:
+        return await self._pager._next_page()
+
+    async def aclose(self) -> None:
+        """Stop the stream (as `Pager.aclose`)."""
+        await self._pager.aclose()
+
+
 # Loop turns a new call needs to put its request on the wire (limiter, pooled connection,
 # headers and body written); measured on aiohttp 3.14, and harmless if it needs fewer.
 _SEND_TURNS = 3
@@ -215,6 +249,11 @@ async def _let_it_send() -> None:
     """Give a just-spawned call the loop turns it needs to send its request."""
     for _ in range(_SEND_TURNS):
         await asyncio.sleep(0)
+
+
+def _broken(path: str, raw: RawPage, exc: PagingError) -> DecodeError:
+    """A server breaking the paging rules ends the stream: a DecodeError on the reply."""
+    return DecodeError(str(exc), endpoint=path, path="$.tasks[0].result", raw=raw.text)
 
 
 def _log_page(path: str, page: Page[Any], nulls: int) -> None:
@@ -235,11 +274,9 @@ async def _reply(client: Client, call: asyncio.Task[RawPage]) -> RawPage:
         return await call
     except asyncio.CancelledError:
         # Our own task being cancelled must stay a cancellation; only a call that aclose()
-        # cancelled under a running consumer becomes ClientClosedError. (Python 3.10 has no
-        # Task.cancelling(): there a cancellation coinciding with aclose() reads as closed.)
+        # cancelled under a running consumer becomes ClientClosedError.
         current = asyncio.current_task()
-        cancelling = getattr(current, "cancelling", None)
-        ours = cancelling is not None and cancelling() > 0
+        ours = current is not None and current.cancelling() > 0
         if client.closed and call.cancelled() and not ours:
             raise ClientClosedError("the client was closed while this stream was running") from None
         raise

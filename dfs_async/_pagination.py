@@ -17,6 +17,12 @@ Strategy:
   that may grow at its head (or has been seen to) is always asked for in full pages, even
   near `max_items` (records past it are not yielded): a short request would let the list
   outrun the offsets.
+- A server that does not page as asked must not make a stream that never ends, nor one that
+  silently skips records. A reply with more records than the limit is an error. So is a reply
+  as long as asked for that holds only records already yielded: a server ignoring ``offset``
+  sends the same head page forever, and a list that grew at its head by a whole page looks
+  the same; skipping ahead would lose a page if the offset was ignored. The position stays
+  before that page, so a resumed stream asks for it again.
 - The position is always a place in the list: after a whole page, or, for a stop mid-page,
   just after the last record handed over, as if the page had ended there. Resuming from it is
   the same as asking for the next page, so the same overlap rule covers it.
@@ -32,7 +38,14 @@ import attrs
 
 from ._models import TaskError, TaskId
 
-__all__ = ["PageRequest", "PagerState", "StreamCursor", "record_key"]
+__all__ = [
+    "PageRequest",
+    "PagerState",
+    "PagingError",
+    "StreamCursor",
+    "check_received",
+    "record_key",
+]
 
 R = TypeVar("R")
 
@@ -46,6 +59,19 @@ class PageRequest:
 
     offset: int
     limit: int
+
+
+class PagingError(Exception):
+    """The server's pages break the paging rules; the message says how (the pager adds where)."""
+
+
+def check_received(request: PageRequest, received: int) -> None:
+    """A reply may hold at most as many entries as asked for."""
+    if received > request.limit:
+        raise PagingError(
+            f"the server sent {received} records for limit {request.limit} at offset "
+            f"{request.offset}: it is not paging as asked"
+        )
 
 
 def record_key(record: TaskId | TaskError) -> str:
@@ -201,10 +227,21 @@ class StreamCursor:
         keys: Sequence[str],
         positions: Sequence[int] | None = None,
     ) -> tuple[list[R], list[str]]:
-        """Register a page; returns its new records (overlap dropped) and their keys."""
+        """Register a page; returns its new records (overlap dropped) and their keys.
+
+        Raises `PagingError` for a reply longer than asked for, or as long as asked for and
+        holding only records already yielded; the position then stays before the page.
+        """
+        check_received(request, received)
         state = self.state
         known = frozenset(state.seen)
         kept = [index for index, key in enumerate(keys) if key not in known]
+        if keys and not kept and received == request.limit:
+            raise PagingError(
+                f"the page at offset {request.offset} repeats {len(keys)} records already "
+                "yielded and nothing new: the server is not paging by offset (or the list grew "
+                "at its head by a whole page); the stream's state is just before this page"
+            )
         if state.max_items is not None:
             del kept[state.max_items - state.yielded :]
         yielded = state.yielded + len(kept)

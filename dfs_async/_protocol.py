@@ -10,7 +10,7 @@ envelope's ``status_code``, then the task's (these endpoints take exactly one ta
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -28,6 +28,7 @@ from ._errors import (
     TransportError,
     excerpt,
 )
+from ._json import NotJSON, Parser, default_parser
 from ._models import TaskError, TaskId
 
 __all__ = [
@@ -51,26 +52,6 @@ OK = 20000
 _RATE_LIMITED = frozenset({40202, 40209})
 _TRANSIENT = frozenset({50000, 50001, 50301, 50302, 50303, 50304, 50401, 50402, 40101, 40103})
 _ACCOUNT = frozenset({40100, 40200, 40201, 40203, 40204, 40207})
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _json_loads(body: bytes | bytearray | memoryview | str) -> Any:
-    # NaN and Infinity are not JSON; the stdlib accepts them unless told not to.
-    return json.loads(
-        bytes(body) if isinstance(body, memoryview) else body, parse_constant=_no_constants
-    )
-
-
-# Parsing the JSON is half the decoding time: orjson, when installed (the `speed` extra),
-# parses a page several times faster than the stdlib, with the same results for JSON (it
-# refuses NaN, Infinity and integers past 64 bits, which would make a reply malformed).
-try:
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover - the stdlib is the fallback when orjson is absent
-    _loads = _json_loads
 
 
 def encode_body(task: Mapping[str, Any]) -> bytes:
@@ -155,9 +136,12 @@ def parse_reply(
     headers: Mapping[str, str],
     body: bytes,
     record_type: type[R],
+    parser: Parser = default_parser,
 ) -> Reply[R]:
     """Turn one HTTP reply into a page of records, or raise the error it reports."""
-    raw = read_reply(endpoint=endpoint, http_status=http_status, headers=headers, body=body)
+    raw = read_reply(
+        endpoint=endpoint, http_status=http_status, headers=headers, body=body, parser=parser
+    )
     return decode_page(raw, record_type)
 
 
@@ -184,12 +168,15 @@ def read_envelope(
     http_status: int,
     headers: Mapping[str, str],
     body: bytes,
+    parser: Parser = default_parser,
 ) -> tuple[dict[str, Any], str]:
     """Check the HTTP status and the envelope's ``status_code``; the envelope and the body's text.
 
     Every endpoint's reply is read this far the same way; what follows depends on how many
-    tasks the call carried (one here, up to 100 for ``webhook_resend``).
+    tasks the call carried (one here, up to 100 for ``webhook_resend``). `parser` reads the
+    JSON (`dfs_async._json.PARSERS`: orjson or the stdlib, with the same results).
     """
+    problem = "it is not UTF-8"
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -197,9 +184,9 @@ def read_envelope(
         envelope = None  # a body that is not UTF-8 is not the API's JSON
     else:
         try:
-            envelope = _loads(body)
-        except ValueError:
-            envelope = None
+            envelope = parser(body, text)
+        except NotJSON as exc:
+            envelope, problem = None, str(exc)
     if http_status != 200:
         code, message = _status(envelope) if isinstance(envelope, dict) else (None, "")
         raise api_error(
@@ -212,7 +199,7 @@ def read_envelope(
         what = (
             "a JSON body that is not an object"
             if envelope is not None
-            else "a body that is not JSON"
+            else f"a body that is not JSON ({problem})"
         )
         raise MalformedResponseError(
             f"expected a JSON envelope, got {what}",
@@ -239,6 +226,7 @@ def read_reply(
     http_status: int,
     headers: Mapping[str, str],
     body: bytes,
+    parser: Parser = default_parser,
 ) -> RawPage:
     """Check one HTTP reply down to its ``result`` list, or raise the error it reports.
 
@@ -246,7 +234,7 @@ def read_reply(
     next request, whose offset needs only the page's length, before it builds them.
     """
     envelope, text = read_envelope(
-        endpoint=endpoint, http_status=http_status, headers=headers, body=body
+        endpoint=endpoint, http_status=http_status, headers=headers, body=body, parser=parser
     )
     tasks = envelope.get("tasks")
     if not isinstance(tasks, list) or not tasks or not isinstance(tasks[0], dict):
@@ -283,13 +271,11 @@ def decode_page(raw: RawPage, record_type: type[R]) -> Reply[R]:
     except DecodeFailure as failure:
         index = _original_index(result, failure.index)
         where = f"$.tasks[0].result[{index}]"
-        detail = failure.detail.replace(" @ .", f" @ {where}.")
-        path = detail.split(" @ ", 1)[1].split(";", 1)[0] if " @ " in detail else where
+        detail = "; ".join(f"{message} @ {where}{path}" for message, path in failure.problems)
         raise DecodeError(
-            f"cannot decode {record_type.__name__}: {detail}; item: "
-            f"{excerpt(json.dumps(result[index]))}",
+            f"cannot decode {record_type.__name__}: {detail}; item: {_preview(result[index])}",
             endpoint=endpoint,
-            path=path,
+            path=where + failure.problems[0][1],
             raw=text,
         ) from failure
     task_id = task.get("id")
@@ -306,6 +292,54 @@ def decode_page(raw: RawPage, record_type: type[R]) -> Reply[R]:
         cost=float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
         time=time if isinstance(time, str) else None,
     )
+
+
+def _preview(value: Any) -> str:
+    """A few hundred characters of `value` as JSON text, built only that far, at any depth."""
+    parts: list[str] = []
+    size = 0
+    for token in _json_tokens(value):
+        parts.append(token)
+        size += len(token)
+        if size > _PREVIEW:
+            break
+    return excerpt("".join(parts))
+
+
+_PREVIEW = 200
+
+
+def _json_tokens(value: Any) -> Iterator[str]:
+    """`json.dumps(value)` piece by piece, with the open containers on a list, not the stack."""
+    # Each open container: what is left of it, whether it is an object, its closing bracket,
+    # and whether its next item is its first.
+    frames: list[tuple[Iterator[Any], bool, str, list[bool]]] = [
+        (iter((value,)), False, "", [True])
+    ]
+    while frames:
+        items, is_object, closing, first = frames[-1]
+        item: Any = next(items, _END)
+        if item is _END:
+            frames.pop()
+            yield closing
+            continue
+        if not first[0]:
+            yield ", "
+        first[0] = False
+        if is_object:
+            key, item = item
+            yield json.dumps(key) + ": "
+        if isinstance(item, Mapping):
+            yield "{"
+            frames.append((iter(item.items()), True, "}", [True]))
+        elif isinstance(item, list):
+            yield "["
+            frames.append((iter(item), False, "]", [True]))
+        else:
+            yield json.dumps(item)
+
+
+_END = object()
 
 
 def _original_index(result: list[Any], index: int) -> int:

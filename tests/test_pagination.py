@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import attrs
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dfs_async import PagerState, TaskError, TaskId
-from dfs_async._pagination import PageRequest, StreamCursor, record_key
+from dfs_async._pagination import PageRequest, PagingError, StreamCursor, record_key
 
 UTC = timezone.utc
 
@@ -49,6 +50,78 @@ class HeadGrowingList:
         return self.items[request.offset : request.offset + request.limit]
 
 
+class OffsetIgnoringList(HeadGrowingList):
+    """A server that answers every call with the head of the list, whatever the offset."""
+
+    def page(self, request: PageRequest) -> list[str]:
+        return self.items[: request.limit]
+
+
+class OverfullList(HeadGrowingList):
+    """A server that sends `extra` records more than asked for."""
+
+    def __init__(self, size: int, extra: int) -> None:
+        super().__init__(size)
+        self.extra = extra
+
+    def page(self, request: PageRequest) -> list[str]:
+        return self.items[request.offset : request.offset + request.limit + self.extra]
+
+
+@attrs.define
+class Run:
+    """What driving a cursor gave: the keys yielded, the calls made, how it ended."""
+
+    out: list[str]
+    calls: int
+    #: Each call's limit, the records inserted at the head just before it, and whether the
+    #: page was full and held only records yielded before.
+    history: list[tuple[int, int, bool]]
+    error: PagingError | None = None
+
+
+def run(
+    server: HeadGrowingList,
+    cursor: StreamCursor,
+    inserts: list[int],
+    *,
+    stop_after: int | None = None,
+    yielded_before: Sequence[str] = (),
+) -> Run:
+    """Drive a cursor like the pager does (`yielded_before`: by the run it resumes).
+
+    Before each call but the first, the list grows at its head by inserts[n], capped at how
+    far the previous call moved the position (the documented limit of overlap detection).
+    """
+    result = Run(out=[], calls=0, history=[])
+    advance = 0
+    request = cursor.state.next_request()
+    while request is not None:
+        inserted = 0
+        if 0 < result.calls <= len(inserts):
+            inserted = min(inserts[result.calls - 1], advance)
+            server.insert_head(inserted)
+        keys = server.page(request)
+        result.calls += 1
+        stale = len(keys) == request.limit and set(keys) <= {*yielded_before, *result.out}
+        result.history.append((request.limit, inserted, stale))
+        assert result.calls <= 1000, "the stream never ends"
+        try:
+            _, new = cursor.begin_page(request, len(keys), keys, keys)
+        except PagingError as exc:
+            result.error = exc
+            return result
+        for key in new:
+            if stop_after is not None and len(result.out) == stop_after:
+                return result
+            cursor.consume()
+            result.out.append(key)
+        request = cursor.next_request_after_page()
+        cursor.end_page()
+        advance = len(keys)
+    return result
+
+
 def stream(
     server: HeadGrowingList,
     cursor: StreamCursor,
@@ -56,30 +129,10 @@ def stream(
     *,
     stop_after: int | None = None,
 ) -> tuple[list[str], int]:
-    """Drive a cursor like the pager does; returns (yielded keys, calls made).
-
-    Before each call but the first, the list grows at its head by inserts[n], capped at how
-    far the previous call moved the position (the documented limit of overlap detection).
-    """
-    out: list[str] = []
-    calls = 0
-    advance = 0
-    request = cursor.state.next_request()
-    while request is not None:
-        if 0 < calls <= len(inserts):
-            server.insert_head(min(inserts[calls - 1], advance))
-        keys = server.page(request)
-        calls += 1
-        _, new = cursor.begin_page(request, len(keys), keys, keys)
-        for key in new:
-            if stop_after is not None and len(out) == stop_after:
-                return out, calls
-            cursor.consume()
-            out.append(key)
-        request = cursor.next_request_after_page()
-        cursor.end_page()
-        advance = len(keys)
-    return out, calls
+    """`run` for a stream that must not fail; returns (yielded keys, calls made)."""
+    result = run(server, cursor, inserts, stop_after=stop_after)
+    assert result.error is None
+    return result.out, result.calls
 
 
 @pytest.mark.parametrize(
@@ -247,9 +300,9 @@ def test_overlap_window_follows_the_list_order() -> None:
     cursor = StreamCursor(fresh(page_size=3, max_items=5))
     cursor.begin_page(page(0, 3), 3, ["a", "b", "c"], ["a", "b", "c"])
     cursor.end_page()
-    assert cursor.begin_page(page(3, 2), 2, ["b", "c"], ["b", "c"])[1] == []
+    assert cursor.begin_page(page(3, 2), 2, ["c", "d"], ["c", "d"])[1] == ["d"]
     state = cursor.end_page()
-    assert state.seen == ("a", "b", "c")
+    assert state.seen == ("b", "c", "d")
     assert state.head_grows
     assert state.next_request() == page(5, 3)
 
@@ -264,9 +317,16 @@ def test_overlap_window_follows_the_list_order() -> None:
 def test_property_every_record_once_under_head_inserts(
     total: int, page_size: int, max_items: int | None, inserts: list[int]
 ) -> None:
-    """Any size, page size, max_items and inserts of at most a page between calls: each once."""
-    out, _ = stream(HeadGrowingList(total), StreamCursor(fresh(page_size, max_items)), inserts)
-    check_exactly_once(out, total, max_items)
+    """Any size, page size, max_items and inserts of at most a page between calls: each once.
+
+    The one way to fail is as many records inserted as the next call asks for: that page then
+    holds nothing new, as a server ignoring offset would send, and the stream stops there.
+    """
+    result = run(HeadGrowingList(total), StreamCursor(fresh(page_size, max_items)), inserts)
+    if result.error is None:
+        check_exactly_once(result.out, total, max_items)
+    else:
+        check_no_repeats(result, page_size)
 
 
 def check_exactly_once(out: list[str], total: int, max_items: int | None) -> None:
@@ -297,7 +357,100 @@ def test_property_resume_after_a_cut_anywhere_yields_the_rest_once(
     """Stopping after any record and resuming from the JSON state loses and repeats nothing."""
     server = HeadGrowingList(total)
     cursor = StreamCursor(fresh(page_size, max_items))
-    first, calls = stream(server, cursor, inserts, stop_after=cut)
+    first = run(server, cursor, inserts, stop_after=cut)
+    if first.error is not None:
+        check_no_repeats(first, page_size)
+        return
     state = PagerState.from_json(json.loads(json.dumps(cursor.snapshot().to_json())))
-    rest, _ = stream(server, StreamCursor(state), inserts[calls:])
-    check_exactly_once(first + rest, total, max_items)
+    rest = run(server, StreamCursor(state), inserts[first.calls :], yielded_before=first.out)
+    if rest.error is None:
+        check_exactly_once(first.out + rest.out, total, max_items)
+    else:
+        check_no_repeats(rest, page_size)
+        assert len(set(first.out + rest.out)) == len(first.out + rest.out)
+
+
+def check_no_repeats(result: Run, page_size: int) -> None:
+    """A stream ended by the repeated-page rule: its last call came after records were
+    inserted at the head and got a whole page of records yielded before; none came twice."""
+    assert result.error is not None
+    assert str(result.error).endswith(
+        "records already yielded and nothing new: the server is not paging by offset (or the "
+        "list grew at its head by a whole page); the stream's state is just before this page"
+    )
+    limit, inserted, stale = result.history[-1]
+    assert (inserted >= limit, stale) == (True, True)
+    assert len(set(result.out)) == len(result.out)
+
+
+def test_a_whole_page_of_repeats_stops_the_stream_before_it() -> None:
+    """A page's worth of records inserted before a call: an error, the position before it."""
+    cursor = StreamCursor(fresh(page_size=10))
+    result = run(HeadGrowingList(25), cursor, [10, 0, 0])
+    assert result.out == [f"old-{i}" for i in range(10)]
+    assert result.calls == 2
+    assert str(result.error) == (
+        "the page at offset 10 repeats 10 records already yielded and nothing new: the server "
+        "is not paging by offset (or the list grew at its head by a whole page); the stream's "
+        "state is just before this page"
+    )
+    assert (cursor.snapshot().offset, cursor.snapshot().yielded) == (10, 10)
+
+
+def test_one_new_record_among_repeats_goes_on() -> None:
+    """One record fewer than a page inserted: the page holds one new record, the stream goes on."""
+    result = run(HeadGrowingList(25), StreamCursor(fresh(page_size=10)), [9, 0, 0])
+    assert result.error is None
+    assert result.out == [f"old-{i}" for i in range(25)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    total=st.integers(0, 60),
+    page_size=st.integers(1, 12),
+    max_items=st.none() | st.integers(1, 70),
+)
+def test_property_a_server_ignoring_offset_ends_the_stream(
+    total: int, page_size: int, max_items: int | None
+) -> None:
+    """The same head page on every call: its records come once, then an error, not a loop."""
+    result = run(OffsetIgnoringList(total), StreamCursor(fresh(page_size, max_items)), [])
+    head = [f"old-{i}" for i in range(min(total, page_size, max_items or total))]
+    assert result.out == head
+    loops = total >= page_size and (max_items is None or max_items > page_size)
+    if loops:
+        second = page_size if max_items is None else min(page_size, max_items - page_size)
+        assert str(result.error) == (
+            f"the page at offset {page_size} repeats {second} records already yielded and "
+            "nothing new: the server is not paging by offset (or the list grew at its head by a "
+            "whole page); the stream's state is just before this page"
+        )
+        assert result.calls == 2
+    else:
+        assert result.error is None
+        assert result.calls == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    total=st.integers(0, 60),
+    page_size=st.integers(1, 12),
+    extra=st.integers(1, 5),
+    max_items=st.none() | st.integers(1, 70),
+)
+def test_property_a_reply_longer_than_its_limit_ends_the_stream(
+    total: int, page_size: int, extra: int, max_items: int | None
+) -> None:
+    """A page holding more records than asked for is an error at once; none of it is yielded."""
+    result = run(OverfullList(total, extra), StreamCursor(fresh(page_size, max_items)), [])
+    limit = min(page_size, max_items or page_size)
+    if total <= limit:
+        assert result.error is None
+        assert result.out == [f"old-{i}" for i in range(total)]
+        return
+    sent = min(total, limit + extra)
+    assert result.out == []
+    assert result.calls == 1
+    assert str(result.error) == (
+        f"the server sent {sent} records for limit {limit} at offset 0: it is not paging as asked"
+    )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
 import dfs_async
 from dfs_async._convert import format_datetime, parse_datetime
+from dfs_async._json import PARSERS
 from dfs_async._protocol import encode_body, is_transient, parse_reply
 
 DATA = Path(__file__).parent / "data"
@@ -23,16 +24,34 @@ def load(name: str) -> dict[str, Any]:
     return data
 
 
-def reply(
-    envelope: object, *, status: int = 200, record_type: type[Any] = dfs_async.TaskError
-) -> Any:
-    body = envelope if isinstance(envelope, bytes) else json.dumps(envelope).encode()
-    return parse_reply(
-        endpoint=ENDPOINT, http_status=status, headers={}, body=body, record_type=record_type
-    )
+class Reply(Protocol):
+    def __call__(
+        self, envelope: object, *, status: int = ..., record_type: type[Any] = ...
+    ) -> Any: ...
 
 
-def test_documented_errors_example_decodes_to_exact_records() -> None:
+@pytest.fixture(params=sorted(PARSERS))
+def reply(request: pytest.FixtureRequest) -> Reply:
+    """parse_reply through one of the JSON parsers installed: each case runs under every one."""
+    parser = PARSERS[request.param]
+
+    def read(
+        envelope: object, *, status: int = 200, record_type: type[Any] = dfs_async.TaskError
+    ) -> Any:
+        body = envelope if isinstance(envelope, bytes) else json.dumps(envelope).encode()
+        return parse_reply(
+            endpoint=ENDPOINT,
+            http_status=status,
+            headers={},
+            body=body,
+            record_type=record_type,
+            parser=parser,
+        )
+
+    return read
+
+
+def test_documented_errors_example_decodes_to_exact_records(reply: Reply) -> None:
     """The errors page's own example decodes field by field, offset-less times read as UTC."""
     page = reply(load("errors_example.json"))
     assert page.received == 3
@@ -60,7 +79,7 @@ def test_documented_errors_example_decodes_to_exact_records() -> None:
     assert all(type(r.http_time) is float for r in page.records)
 
 
-def test_id_list_sample_decodes_offsets_to_utc_and_keeps_nulls() -> None:
+def test_id_list_sample_decodes_offsets_to_utc_and_keeps_nulls(reply: Reply) -> None:
     """id_list items: +02:00 becomes UTC, a null datetime_done and metadata stay None."""
     page = reply(load("id_list_example.json"), record_type=dfs_async.TaskId)
     first, second = page.records
@@ -79,7 +98,7 @@ def test_id_list_sample_decodes_offsets_to_utc_and_keeps_nulls() -> None:
     assert second.status == "Task In Queue."
 
 
-def test_unknown_fields_are_tolerated() -> None:
+def test_unknown_fields_are_tolerated(reply: Reply) -> None:
     """A field the server adds later does not break decoding."""
     envelope = load("errors_example.json")
     envelope["new_top"] = 1
@@ -87,7 +106,7 @@ def test_unknown_fields_are_tolerated() -> None:
     assert len(reply(envelope).records) == 3
 
 
-def test_missing_field_names_the_path_and_keeps_raw_text() -> None:
+def test_missing_field_names_the_path_and_keeps_raw_text(reply: Reply) -> None:
     """A missing required field raises DecodeError with the JSON path and the whole body."""
     envelope = load("errors_example.json")
     del envelope["tasks"][0]["result"][2]["error_code"]
@@ -100,7 +119,7 @@ def test_missing_field_names_the_path_and_keeps_raw_text() -> None:
     assert info.value.endpoint == ENDPOINT
 
 
-def test_mistyped_field_is_an_error_not_a_coercion() -> None:
+def test_mistyped_field_is_an_error_not_a_coercion(reply: Reply) -> None:
     """A string where an int belongs fails: no silent int("12")."""
     envelope = load("errors_example.json")
     envelope["tasks"][0]["result"][1]["http_code"] = "200"
@@ -110,7 +129,7 @@ def test_mistyped_field_is_an_error_not_a_coercion() -> None:
     assert "expected an integer, got str" in str(info.value)
 
 
-def test_bad_datetime_names_the_field() -> None:
+def test_bad_datetime_names_the_field(reply: Reply) -> None:
     """An unreadable datetime names its path and quotes the value."""
     envelope = load("id_list_example.json")
     envelope["tasks"][0]["result"][1]["datetime_posted"] = "31/01/2023"
@@ -120,7 +139,7 @@ def test_bad_datetime_names_the_field() -> None:
     assert "'31/01/2023'" in str(info.value)
 
 
-def test_null_entries_count_for_paging_but_are_not_records() -> None:
+def test_null_entries_count_for_paging_but_are_not_records(reply: Reply) -> None:
     """result may hold nulls: they count as received (paging) and are reported, not decoded."""
     envelope = load("errors_example.json")
     envelope["tasks"][0]["result"].insert(1, None)
@@ -128,7 +147,7 @@ def test_null_entries_count_for_paging_but_are_not_records() -> None:
     assert (page.received, page.nulls, len(page.records)) == (4, 1, 3)
 
 
-def test_error_path_counts_null_entries() -> None:
+def test_error_path_counts_null_entries(reply: Reply) -> None:
     """The path of a bad item is its index in result, nulls included."""
     envelope = load("errors_example.json")
     envelope["tasks"][0]["result"].insert(0, None)
@@ -138,7 +157,7 @@ def test_error_path_counts_null_entries() -> None:
     assert info.value.path == "$.tasks[0].result[2].http_time"
 
 
-def test_null_result_on_ok_task_is_an_empty_page() -> None:
+def test_null_result_on_ok_task_is_an_empty_page(reply: Reply) -> None:
     """An Ok task with result null is a page with nothing in it."""
     envelope = load("errors_example.json")
     envelope["tasks"][0]["result"] = None
@@ -166,7 +185,9 @@ def test_null_result_on_ok_task_is_an_empty_page() -> None:
     ],
 )
 @pytest.mark.parametrize("level", ["envelope", "task"])
-def test_status_codes_map_to_error_classes(code: int, error: type[Exception], level: str) -> None:
+def test_status_codes_map_to_error_classes(
+    code: int, error: type[Exception], level: str, reply: Reply
+) -> None:
     """Each documented code raises its class, at the envelope or the task level."""
     envelope = load("errors_example.json")
     target = envelope if level == "envelope" else envelope["tasks"][0]
@@ -197,7 +218,9 @@ def test_status_codes_map_to_error_classes(code: int, error: type[Exception], le
         (504, dfs_async.ServerError, True),
     ],
 )
-def test_http_status_is_checked_first(status: int, error: type[Exception], transient: bool) -> None:
+def test_http_status_is_checked_first(
+    status: int, error: type[Exception], transient: bool, reply: Reply
+) -> None:
     """A non-200 HTTP status decides the class, whatever the body says."""
     with pytest.raises(dfs_async.APIError) as info:
         reply(b"<html>Bad Gateway</html>", status=status)
@@ -207,7 +230,7 @@ def test_http_status_is_checked_first(status: int, error: type[Exception], trans
     assert is_transient(info.value) is transient
 
 
-def test_http_401_keeps_the_json_code_and_message() -> None:
+def test_http_401_keeps_the_json_code_and_message(reply: Reply) -> None:
     """A 401 with a JSON envelope reports the API's own code and message."""
     body = {"status_code": 40100, "status_message": "You are not authorized.", "tasks": None}
     with pytest.raises(dfs_async.AuthenticationError) as info:
@@ -223,7 +246,7 @@ def test_http_401_keeps_the_json_code_and_message() -> None:
         b"",
     ],
 )
-def test_non_json_body_is_a_transient_malformed_reply(body: bytes) -> None:
+def test_non_json_body_is_a_transient_malformed_reply(body: bytes, reply: Reply) -> None:
     """A body cut short or an HTML page raises MalformedResponseError, keeping the raw text."""
     with pytest.raises(dfs_async.MalformedResponseError) as info:
         reply(body)
@@ -243,7 +266,7 @@ def test_non_json_body_is_a_transient_malformed_reply(body: bytes) -> None:
         ({"status_code": 20000, "tasks": [{"result": []}]}, "$.tasks[0].status_code"),
     ],
 )
-def test_broken_envelope_names_the_field(envelope: dict[str, Any], path: str) -> None:
+def test_broken_envelope_names_the_field(envelope: dict[str, Any], path: str, reply: Reply) -> None:
     """An envelope of the wrong shape raises DecodeError naming the field (not retried)."""
     with pytest.raises(dfs_async.DecodeError) as info:
         reply(envelope)
@@ -300,7 +323,7 @@ def test_datetimes_format_in_the_request_form() -> None:
     ],
 )
 def test_http_status_decides_the_class_even_with_a_json_body(
-    status: int, body: dict[str, Any], error: str, code: int | None
+    status: int, body: dict[str, Any], error: str, code: int | None, reply: Reply
 ) -> None:
     """A gateway's JSON on a 5xx/429 cannot turn a retryable reply into a permanent one."""
     with pytest.raises(dfs_async.APIError) as info:
@@ -310,28 +333,140 @@ def test_http_status_decides_the_class_even_with_a_json_body(
     assert is_transient(info.value) is (status >= 429 and status != 401)
 
 
-def test_body_that_is_not_utf8_is_malformed() -> None:
+def test_body_that_is_not_utf8_is_malformed(reply: Reply) -> None:
     """Invalid UTF-8 is not silently replaced: the reply is malformed (and retried)."""
     with pytest.raises(dfs_async.MalformedResponseError):
         reply(b'{"status_code": 20000, "x": "\xff"}')
 
 
-@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
-def test_nan_and_infinity_are_not_json(constant: str) -> None:
-    """A cost of NaN is not silently a float: the body is malformed, with or without orjson."""
-    text = json.dumps(load("errors_example.json")).replace('"cost": 0', f'"cost": {constant}', 1)
-    with pytest.raises(dfs_async.MalformedResponseError):
-        reply(text.encode())
+def errors_body(field: str, value: str) -> bytes:
+    """The errors example with the JSON text `value` in place of the first entry's `field`."""
+    envelope = load("errors_example.json")
+    envelope["tasks"][0]["result"][0][field] = "\x00placeholder"
+    return json.dumps(envelope).replace('"\\u0000placeholder"', value, 1).encode()
 
 
-def test_stdlib_fallback_parses_like_orjson() -> None:
-    """The stdlib parser used without orjson gives the same envelope and refuses NaN."""
-    from dfs_async import _protocol
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("http_time", "NaN", "NaN is not a JSON number"),
+        ("http_time", "Infinity", "Infinity is not a JSON number"),
+        ("http_time", "-Infinity", "-Infinity is not a JSON number"),
+        ("http_time", "1e400", "the number 1e400 is too large for a float"),
+        ("http_time", "-2e308", "the number -2e308 is too large for a float"),
+        ("http_time", "1" + "0" * 400, "the number 1" + "0" * 39 + "... is too large for a float"),
+        ("error_message", r'"\ud800"', r"a string holds the lone surrogate \ud800"),
+        ("error_message", r'"x\uDC00\ud800"', r"a string holds the lone surrogate \udc00"),
+        ("error_message", r'"\ud83d"', r"a string holds the lone surrogate \ud83d"),
+    ],
+)
+def test_values_that_are_not_json_numbers_or_text_are_refused(
+    field: str, value: str, problem: str, reply: Reply
+) -> None:
+    """NaN, infinite numbers and lone surrogates make the body malformed, naming the problem."""
+    body = errors_body(field, value)
+    with pytest.raises(dfs_async.MalformedResponseError) as info:
+        reply(body)
+    assert str(info.value).startswith(
+        f"expected a JSON envelope, got a body that is not JSON ({problem}) (HTTP 200): "
+    )
+    assert info.value.raw == body.decode()
+    assert is_transient(info.value)
 
-    body = (DATA / "id_list_example.json").read_bytes()
-    assert _protocol._json_loads(body) == json.loads(body)
-    with pytest.raises(ValueError, match="NaN is not JSON"):
-        _protocol._json_loads(b'{"cost": NaN}')
+
+def test_a_surrogate_pair_is_one_character(reply: Reply) -> None:
+    """An escaped surrogate pair is the character it encodes (what orjson reads)."""
+    page = reply(errors_body("error_message", r'"smile \ud83d\ude00"'))
+    assert page.records[0].error_message == "smile \U0001f600"
+
+
+@pytest.mark.parametrize(
+    ("literal", "field", "expected"),
+    [
+        ("18446744073709551615", "error_code", 18446744073709551615),
+        ("-9223372036854775808", "error_code", -9223372036854775808),
+        ("100000000000000000000000000000", "http_time", 1e29),
+        ("1.7976931348623157e308", "http_time", 1.7976931348623157e308),
+        ("1e-400", "http_time", 0.0),
+    ],
+)
+def test_numbers_at_the_edges_read_the_same(
+    literal: str, field: str, expected: float, reply: Reply
+) -> None:
+    """Integers in the 64-bit range stay integers; others and extreme floats read as floats."""
+    record = reply(errors_body(field, literal)).records[0]
+    assert getattr(record, field) == expected
+    assert type(getattr(record, field)) is type(expected)
+
+
+def test_an_integer_past_64_bits_is_a_float(reply: Reply) -> None:
+    """2**64 reads as a float (as orjson reads it), so an integer field refuses it."""
+    with pytest.raises(dfs_async.DecodeError) as info:
+        reply(errors_body("error_code", "18446744073709551616"))
+    assert info.value.path == "$.tasks[0].result[0].error_code"
+    assert "expected an integer, got float" in str(info.value)
+
+
+def nested(depth: int) -> bytes:
+    """An Ok errors envelope whose extra field is `depth` - 1 nested lists (depth in all)."""
+    inner = "[" * (depth - 1) + "]" * (depth - 1)
+    return (
+        '{"status_code": 20000, "deep": ' + inner + ', "tasks": [{"status_code": 20000, '
+        '"result": []}]}'
+    ).encode()
+
+
+@pytest.mark.parametrize("depth", [2, 900, 1000, 1024])
+def test_nesting_up_to_1024_levels_is_read(depth: int, reply: Reply) -> None:
+    """Up to orjson's 1024 levels, both parsers read the reply, whatever the caller's stack."""
+    assert reply(nested(depth)).received == 0
+
+
+@pytest.mark.parametrize("depth", [1025, 100_000])
+def test_nesting_deeper_than_1024_levels_is_refused(depth: int, reply: Reply) -> None:
+    """Deeper nesting is a malformed body naming the limit, never a RecursionError."""
+    with pytest.raises(dfs_async.MalformedResponseError) as info:
+        reply(nested(depth))
+    assert "not JSON (nested deeper than 1024 levels)" in str(info.value)
+    assert len(str(info.value)) < 500
+
+
+def test_a_body_in_utf16_is_not_read_as_json(reply: Reply) -> None:
+    """A UTF-16 body (valid UTF-8 byte by byte, NULs between) is refused, not guessed at."""
+    body = json.dumps(load("errors_example.json")).encode("utf-16-le")
+    with pytest.raises(dfs_async.MalformedResponseError) as info:
+        reply(body)
+    assert "not JSON (Expecting property name enclosed in double quotes" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("item", "kind"), [("1", "int"), ('"x"', "str"), ("[1]", "list"), ("true", "bool")]
+)
+def test_an_item_that_is_not_an_object_names_its_place(item: str, kind: str, reply: Reply) -> None:
+    """A scalar or list in result is refused at its own path, $.tasks[0].result[i]."""
+    body = (
+        '{"status_code": 20000, "tasks": [{"status_code": 20000, "result": [null, ' + item + "]}]}"
+    ).encode()
+    with pytest.raises(dfs_async.DecodeError) as info:
+        reply(body, record_type=dfs_async.TaskId)
+    assert info.value.path == "$.tasks[0].result[1]"
+    assert str(info.value) == (
+        f"cannot decode TaskId: expected an object, got {kind} @ $.tasks[0].result[1]; "
+        f"item: {item} ({ENDPOINT})"
+    )
+
+
+def test_a_deeply_nested_bad_item_is_quoted_briefly(reply: Reply) -> None:
+    """A bad item nested 1000 levels deep gives a DecodeError quoting at most 200 characters."""
+    item = "[" * 1000 + "]" * 1000
+    body = '{"status_code": 20000, "tasks": [{"status_code": 20000, "result": [' + item + "]}]}"
+    with pytest.raises(dfs_async.DecodeError) as info:
+        reply(body.encode(), record_type=dfs_async.TaskId)
+    assert info.value.path == "$.tasks[0].result[0]"
+    assert str(info.value).startswith(
+        "cannot decode TaskId: expected an object, got list @ $.tasks[0].result[0]; item: [[[["
+    )
+    assert len(str(info.value)) < 320
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,8 @@ _FAULT_NAMES: Final = (
     "malformed_status_line",
     "huge_body",
     "gzip_bomb",
+    "ignore_offset",
+    "ignore_limit",
 )
 
 
@@ -194,6 +196,16 @@ class Fault:
         if inflated < 1:
             raise ValueError("inflated must be >= 1")
         return cls(name="gzip_bomb", count=inflated)
+
+    @classmethod
+    def ignore_offset(cls) -> Fault:
+        """Answer as if the request had no ``offset``: the first page, whatever was asked."""
+        return cls(name="ignore_offset")
+
+    @classmethod
+    def ignore_limit(cls) -> Fault:
+        """Answer as if the request had no ``limit``: up to 1000 records, whatever was asked."""
+        return cls(name="ignore_limit")
 
 
 @attrs.frozen(kw_only=True)
@@ -334,6 +346,15 @@ def _parse_for_log(raw: bytes) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def _without(raw: bytes, field: str) -> bytes:
+    """The posted body with `field` dropped from its task, as a server ignoring it reads it."""
+    posted = _parse_for_log(raw)
+    if isinstance(posted, list) and posted and isinstance(posted[0], dict):
+        posted[0].pop(field, None)
+        return json.dumps(posted).encode()
+    return raw
 
 
 def _request_datetime(task: Mapping[str, Any], name: str) -> datetime | _Invalid | None:
@@ -776,11 +797,13 @@ class Emulator:
     ) -> tuple[web.StreamResponse, int | None, int | None]:
         """The response to send, the DataForSEO code it carries and its HTTP status."""
         name = None if fault is None else fault.name
-        if fault is None or name == "delay" or name == "insert_head":
+        if fault is None or name in ("delay", "insert_head", "ignore_offset", "ignore_limit"):
             if fault is not None and name == "delay" and await self._sleep(fault.seconds):
                 return self._drop(request), None, None
             if fault is not None and name == "insert_head" and route is not None:
                 self._insert_head(route[1], fault.count)
+            if name == "ignore_offset" or name == "ignore_limit":
+                raw = _without(raw, name.removeprefix("ignore_"))
             answer = self._answer(route, authorized, accepted, raw, started)
             if route == _webhooks.ROUTE and await self.webhooks.held(self._closing):
                 return self._drop(request), None, None
