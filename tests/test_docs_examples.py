@@ -381,13 +381,13 @@ def test_figures_table_has_one_line_per_row_in_order() -> None:
     """The table holds every row of the results, in their order, each figure in its unit."""
     table = _figures_hook().render_table(REPORT["rows"]).splitlines()
     assert table[2:] == [
-        "| `quota.dfs_async` | 540.0 s | 540.0 s (optimum) | 1.00 | <= 1.01 and 0 rejected | PASS "
+        "| quota.dfs_async | 540.0 s | 540.0 s (optimum) | 1.00 | <= 1.01 and 0 rejected | PASS "
         "| 100 calls, 0 rejected |",
-        "| `decode.x` | 341k rec/s | 86k rec/s (optimum) | 1.00 | <= 1.01 and 0 rejected | PASS "
+        "| decode.x | 341k rec/s | 86k rec/s (optimum) | 1.00 | <= 1.01 and 0 rejected | PASS "
         "| 100 calls, 0 rejected |",
-        "| `stream.y` | 7.2 ms | 540.0 s (optimum) | 0.001 | <= 1.01 and 0 rejected | info "
+        "| stream.y | 7.2 ms | 540.0 s (optimum) | 0.001 | <= 1.01 and 0 rejected | info "
         "| 100 calls, 0 rejected |",
-        "| `memory.z` | 4.96 MB | 540.00 MB (optimum) | 1.00 | <= 1.01 and 0 rejected | FAIL "
+        "| memory.z | 4.96 MB | 540.00 MB (optimum) | 1.00 | <= 1.01 and 0 rejected | FAIL "
         "| a\\|b |",
     ]
 
@@ -415,4 +415,4 @@ def test_committed_results_are_a_full_run_the_benchmarks_page_can_quote() -> Non
     assert "{{" not in page
     assert "<!-- benchmarks:" not in page
     for row in report["rows"]:
-        assert f"| `{row['name']}` |" in page
+        assert f"| {row['name']} |" in page

@@ -89,7 +89,8 @@ def render_table(rows: Sequence[Mapping[str, Any]]) -> str:
     for row in rows:
         baseline = f"{_field(row, 'baseline')} ({row['baseline_label']})"
         cells = [
-            f"`{row['name']}`",
+            # Plain text, not code: a name in code font breaks anywhere, in a narrow column.
+            str(row["name"]),
             _field(row, "measured"),
             baseline,
             _field(row, "ratio"),
