@@ -128,6 +128,10 @@ async def test_state_with_a_fifo_output_is_refused_before_any_call(
     assert emulator.requests == []
 
 
+@pytest.mark.skipif(
+    "libfaketime" in os.environ.get("LD_PRELOAD", ""),
+    reason="libfaketime opens a file at start-up, which takes the closed descriptor 1",
+)
 async def test_a_closed_stdout_is_a_clear_error_before_any_call(
     emulator: Emulator, tmp_path: Path
 ) -> None:
