@@ -77,7 +77,7 @@ __all__ = ["Ledger", "Mark", "ResendRow", "add_parser", "run"]
 COMMAND = "resend-webhooks"
 LEDGER_FORMAT = 1
 #: With --strict, some ids were refused (the rest were resent).
-EXIT_REFUSED = 5
+EXIT_REFUSED = 6
 #: How long the ledger remembers a failure: ``errors`` lists seven days, and a day more
 #: allows for the server's clock being behind ours. An older failure cannot be listed again,
 #: so forgetting it changes no decision (a newer failure is newer than any mark anyway).
@@ -89,11 +89,12 @@ DEMO_FAILURES = 250
 DEMO_EXPIRED = 2
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 done (refused ids too, unless --strict); 1 other failure (a file, the "
-    "state file in use by another run); 2 bad arguments or state file; 3 authentication or "
-    "account refused; 4 rate limit or server trouble that outlasted the retries, or an "
-    "unreadable reply; 5 with --strict, some ids were refused; 130 interrupted (Ctrl-C); "
-    "143 terminated (SIGTERM)."
+    "Exit codes: 0 done (refused ids too, unless --strict); 1 other failure (writing a file); "
+    "2 bad arguments or state file, or another run using the same -o or --state file; 3 "
+    "authentication failed (login or API password); 4 rate limit or server trouble that "
+    "outlasted the retries, or an unreadable reply; 5 the API refused the account (payment, "
+    "cost limit, subscription, IP not whitelisted); 6 with --strict, some ids were refused; "
+    "130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
 )
 
 # -- pure: times, the ledger, rows, the summary --------------------------------------------
@@ -567,8 +568,11 @@ def _batches(failures: Sequence[FailedWebhook]) -> Iterator[tuple[FailedWebhook,
 
 def _seed_demo(emulator: Any, common: Options) -> str:
     """Seed the demo's failed deliveries into the emulator; the notice that says so."""
-    since = common.started - timedelta(hours=23)
-    until = common.started - timedelta(minutes=10)
+    # Laid out before the start of the hour, not the run: a second run within the hour finds
+    # the same failures, so the demo shows them skipped as already resent.
+    anchor = common.started.replace(minute=0, second=0, microsecond=0)
+    since = anchor - timedelta(hours=22)
+    until = anchor - timedelta(minutes=10)
     emulator.webhooks.seed_failures(
         tasks=DEMO_TASKS,
         failures=DEMO_FAILURES,
@@ -581,8 +585,8 @@ def _seed_demo(emulator: Any, common: Options) -> str:
     return (
         f"emulator: {DEMO_TASKS + DEMO_EXPIRED} tasks with failed webhooks "
         f"({DEMO_FAILURES + DEMO_EXPIRED} failed deliveries, {DEMO_EXPIRED} of the tasks "
-        f"expired since) between {since:%Y-%m-%d %H:%M} and {until:%H:%M} UTC, before "
-        f"{common.started:%Y-%m-%d %H:%M:%S} UTC (when this run started); rate limit shortened to "
+        f"expired since) between {since:%Y-%m-%d %H:%M} and {until:%H:%M} UTC (before "
+        f"the start of this hour); rate limit shortened to "
         f"{_plural(rate[0], 'call')} / {rate[1]:g} s (the client assumes {REAL_RATE[0]} / "
         f"{REAL_RATE[1]:g} s for the real API)"
     )

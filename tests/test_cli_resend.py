@@ -425,7 +425,7 @@ async def test_refused_ids_are_exit_0_unless_strict(emulator: Emulator, tmp_path
     assert (rows[gone.id]["outcome"], rows[gone.id]["status_code"]) == ("refused", 40400)
     assert rows[ok.id]["outcome"] == "resent"
     code, _, err = await run_cli(*args, "--strict", "-q", cwd=tmp_path)
-    assert (code, err) == (5, "dfs-async: error: 1 id refused (--strict)\n")
+    assert (code, err) == (6, "dfs-async: error: 1 id refused (--strict)\n")
 
 
 @pytest.mark.parametrize(
@@ -501,9 +501,9 @@ async def test_the_demo_shows_resends_refusals_and_then_skips(tmp_path: Path) ->
     notice, closing = err.splitlines()
     assert notice == (
         "emulator: 182 tasks with failed webhooks (252 failed deliveries, 2 of the tasks "
-        "expired since) between 2026-11-30 01:00 and 23:50 UTC, before 2026-12-01 00:00:00 "
-        "UTC (when this run started); rate limit shortened to 10 calls / 1 s (the client "
-        "assumes 10 / 60 s for the real API)"
+        "expired since) between 2026-11-30 02:00 and 23:50 UTC (before the start of this "
+        "hour); rate limit shortened to 10 calls / 1 s (the client assumes 10 / 60 s for the "
+        "real API)"
     )
     assert summary_of(closing) == {
         "found": "182",
