@@ -138,7 +138,9 @@ def test_any_interleaving_yields_each_version_exactly_once(
     # Required: each done version, and each queued version a finished poll could see. A
     # queued version seen only by a killed poll (completed before any poll finished) may or
     # may not have been handed over before the kill.
-    queued = {t["id"]: (t["id"], None, "Task In Queue.") for t in model.tasks}
+    queued: dict[str, tuple[str, datetime | None, str]] = {
+        t["id"]: (t["id"], None, "Task In Queue.") for t in model.tasks
+    }
     required = {queued[t["id"]] for t in model.tasks if t["posted"] < last_poll}
     required |= {(t["id"], at(t["done"]), "Ok.") for t in model.tasks}
     assert len(set(log)) == len(log)
