@@ -10,8 +10,10 @@ import argparse
 import asyncio
 import signal
 from collections.abc import Sequence
+from datetime import datetime, timezone
 
 from ._emulator import Emulator
+from ._live import Live
 
 
 def _rate_limit(text: str) -> tuple[int, float] | None:
@@ -48,6 +50,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send X-RateLimit-Limit and X-RateLimit-Remaining",
     )
+    parser.add_argument(
+        "--live",
+        choices=("posted", "done"),
+        help="live mode: tasks posted, queued and completed as time passes; the id_list window "
+        "filters on this timestamp",
+    )
+    parser.add_argument(
+        "--live-sort",
+        choices=("posted", "done"),
+        default="posted",
+        help="live mode: the timestamp id_list results are sorted by (default posted)",
+    )
     parser.add_argument("--login", default="login")
     parser.add_argument("--password", default="password")
     return parser
@@ -68,6 +82,14 @@ async def _serve(args: argparse.Namespace) -> None:
         rate_limit_headers=args.rate_limit_headers,
         host=args.host,
         port=args.port,
+        live=None
+        if args.live is None
+        else Live(
+            start=datetime.now(timezone.utc),
+            seed=args.seed,
+            window_on=args.live,
+            sort_on=args.live_sort,
+        ),
     )
     async with emulator:
         print(f"dfs-async emulator listening on {emulator.url}", flush=True)
