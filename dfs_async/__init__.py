@@ -25,6 +25,8 @@ from ._errors import (
     ServerError,
     TransportError,
 )
+from ._follow import FollowState
+from ._follower import Follower
 from ._models import FailedWebhook, Page, TaskError, TaskId, WebhookResendOutcome
 from ._pager import Pager
 from ._pagination import PagerState
@@ -51,6 +53,8 @@ __all__ = [
     "DataForSEOError",
     "DecodeError",
     "FailedWebhook",
+    "FollowState",
+    "Follower",
     "InvalidArgumentError",
     "InvalidRequestError",
     "Limiter",

@@ -82,6 +82,8 @@ class Live:
     )
     sort_on: str = attrs.field(default="posted", validator=attrs.validators.in_(("posted", "done")))
     origin: float | None = None
+    #: Seconds after which no more events are played (the data then hold still), or None.
+    until: float | None = None
     #: Every (id, datetime_done, status, cost) the data ever held, in order of appearance.
     history: list[tuple[str, str | None, str, float]] = attrs.Factory(list)
     #: The errors entries, oldest first.
@@ -119,6 +121,8 @@ class Live:
     def advance(self) -> None:
         """Play every event up to the current loop time."""
         target = self.elapsed()
+        if self.until is not None:
+            target = min(target, self.until)
         base = self.start.timestamp()
         while True:
             due = min(
