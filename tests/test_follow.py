@@ -164,3 +164,68 @@ async def test_24_hours_through_30_kills_each_version_and_entry_exactly_once(
             f"max={steady[-1]} id state={len(json.dumps(id_state))} B "
             f"({len(id_state['tasks'])} tasks) errors state={len(json.dumps(err_state))} B"
         )
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda c: c.backlinks.follow_ids(), "follow_ids needs datetime_from"),
+        (
+            lambda c: c.backlinks.follow_ids(datetime(2026, 11, 1)),
+            "datetime_from must be timezone-aware",
+        ),
+        (
+            lambda c: c.backlinks.follow_ids(START, poll_interval=0),
+            "poll_interval must be a number of seconds >= 1",
+        ),
+        (
+            lambda c: c.backlinks.follow_ids(START, include_metadata="yes"),
+            "include_metadata must be True or False",
+        ),
+        (
+            lambda c: c.backlinks.follow_errors(""),
+            "filtered_function must be a function name",
+        ),
+        (
+            lambda c: c.api("serp").follow_ids(resume=c.backlinks.follow_ids(START).state),
+            "this follow state is for /v3/backlinks/id_list, not /v3/serp/id_list",
+        ),
+        (
+            lambda c: c.api("content_analysis").follow_errors(),
+            "the content_analysis API has no errors endpoint",
+        ),
+    ],
+)
+@pytest.mark.looptime
+async def test_bad_arguments_fail_before_any_call(call: Any, message: str) -> None:
+    """Each bad argument raises InvalidArgumentError naming it, and nothing is sent."""
+    live = Live(start=START, seed=1)
+    async with Emulator(LOGIN, PASSWORD, live=live) as emu:
+        live.elapsed()
+        await asyncio.sleep(3600)
+        async with client_for(emu, live) as client:
+            with pytest.raises(dfs_async.InvalidArgumentError, match=message):
+                call(client)
+    assert emu.requests == []
+
+
+@pytest.mark.looptime
+async def test_aclose_mid_poll_cancels_cleanly_and_state_resumes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Breaking out after one record and aclose(): no stray task error; resume skips it."""
+    live = Live(start=START, seed=4)
+    async with Emulator(LOGIN, PASSWORD, live=live) as emu:
+        live.elapsed()
+        await asyncio.sleep(7200)
+        async with client_for(emu, live) as client:
+            follower = client.backlinks.follow_ids(START)
+            first = await follower.__anext__()
+            state = follower.state
+            await follower.aclose()
+            await follower.aclose()
+            again = client.backlinks.follow_ids(resume=state)
+            second = await again.__anext__()
+            await again.aclose()
+    assert second.id != first.id
+    assert "never retrieved" not in caplog.text
