@@ -26,6 +26,8 @@ from ._errors import (
     ServerError,
     TransportError,
 )
+from ._follow import FollowState
+from ._follower import Follower
 from ._models import FailedWebhook, Page, TaskError, TaskId, WebhookResendOutcome
 from ._pager import Pager
 from ._pagination import PagerState
@@ -52,6 +54,8 @@ __all__ = [
     "DataForSEOError",
     "DecodeError",
     "FailedWebhook",
+    "FollowState",
+    "Follower",
     "InvalidArgumentError",
     "InvalidRequestError",
     "Limiter",

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._convert import format_datetime, parse_datetime
 from ._errors import InvalidArgumentError
+from ._follow import FollowState
+from ._follower import Follower, follow_errors, follow_ids
 from ._models import FailedWebhook, TaskError, TaskId
 from ._pager import Pager
 from ._pagination import PagerState
@@ -274,6 +276,49 @@ class Api:
             record_type=TaskError,
             state=state,
             fix_datetime_to=self._fixed_now if end is None else None,
+        )
+
+    def follow_ids(
+        self,
+        datetime_from: datetime | None = None,
+        *,
+        poll_interval: float = 60.0,
+        include_metadata: bool = False,
+        lookback: float = 120.0,
+        resume: FollowState | None = None,
+    ) -> Follower[TaskId]:
+        """Every task since `datetime_from`, then each new task and each change, forever.
+
+        Yields a `TaskId` at its first sighting and again whenever its ``datetime_done``,
+        ``status``, ``cost`` or ``metadata`` changed; ``follower.state`` resumes it. See
+        ``dfs_async._follow`` for the strategy and the cost of a poll.
+        """
+        return follow_ids(
+            self,
+            datetime_from,
+            poll_interval=poll_interval,
+            include_metadata=include_metadata,
+            lookback=lookback,
+            resume=resume,
+        )
+
+    def follow_errors(
+        self,
+        filtered_function: str | None = None,
+        *,
+        datetime_from: datetime | None = None,
+        poll_interval: float = 60.0,
+        lookback: float = 120.0,
+        resume: FollowState | None = None,
+    ) -> Follower[TaskError]:
+        """Every errors entry (since `datetime_from`, else the last 7 days), each once, forever."""
+        return follow_errors(
+            self,
+            filtered_function,
+            datetime_from=datetime_from,
+            poll_interval=poll_interval,
+            lookback=lookback,
+            resume=resume,
         )
 
     async def failed_webhooks(

@@ -11,17 +11,22 @@ It shares one rule with the client (the calendar reading of "six months"), nothi
         ...                                         # point the code under test at emu.url
         assert emu.max_calls_in_window("/v3/backlinks/id_list", 60.0) <= 10
 
+`Emulator(live=Live(...))` plays a live account instead (tasks posted, queued, completed;
+errors arriving) on the loop clock; `emu.live.history` holds every version it ever held.
+
 Run it as a process with `python -m dfs_async.testing --port 0` (see `--help`).
 """
 
 from ._data import TaskSequence, generate_errors, generate_tasks
 from ._emulator import Emulator, Fault, LoggedRequest
+from ._live import Live
 from ._webhooks import Hold, Resent, Webhooks, WebhookTask
 
 __all__ = [
     "Emulator",
     "Fault",
     "Hold",
+    "Live",
     "LoggedRequest",
     "Resent",
     "TaskSequence",

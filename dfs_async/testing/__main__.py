@@ -10,8 +10,10 @@ import argparse
 import asyncio
 import signal
 from collections.abc import Sequence
+from datetime import datetime, timezone
 
 from ._emulator import Emulator
+from ._live import Live
 
 #: Six calendar months are at most 184 days (July to December); two more cover the data's
 #: margin before "now", so any window the API accepts at the start finds data all through.
@@ -59,6 +61,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send X-RateLimit-Limit and X-RateLimit-Remaining",
     )
+    parser.add_argument(
+        "--live",
+        choices=("posted", "done"),
+        help="live mode: tasks posted, queued and completed as time passes; the id_list window "
+        "filters on this timestamp",
+    )
+    parser.add_argument(
+        "--live-sort",
+        choices=("posted", "done"),
+        default="posted",
+        help="live mode: the timestamp id_list results are sorted by (default posted)",
+    )
     parser.add_argument("--login", default="login")
     parser.add_argument("--password", default="password")
     return parser
@@ -80,6 +94,14 @@ async def _serve(args: argparse.Namespace) -> None:
         rate_limit_headers=args.rate_limit_headers,
         host=args.host,
         port=args.port,
+        live=None
+        if args.live is None
+        else Live(
+            start=datetime.now(timezone.utc),
+            seed=args.seed,
+            window_on=args.live,
+            sort_on=args.live_sort,
+        ),
     )
     async with emulator:
         print(f"dfs-async emulator listening on {emulator.url}", flush=True)

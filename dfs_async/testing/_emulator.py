@@ -31,7 +31,7 @@ from aiohttp import web
 
 from dfs_async._endpoints import months_before
 
-from . import _data, _webhooks
+from . import _data, _live, _webhooks
 
 __all__ = ["Emulator", "Fault", "LoggedRequest"]
 
@@ -494,11 +494,14 @@ class Emulator:
         rate_limit_headers: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
+        live: _live.Live | None = None,
     ) -> None:
         if rate_limit is not None and (rate_limit[0] < 1 or rate_limit[1] <= 0):
             raise ValueError("rate_limit must be (calls >= 1, period > 0) or None")
         self._credentials = f"{login}:{password}".encode()
-        self._now = now or _utc_now
+        #: Live mode (`_live.Live`): id_list and errors answer from it, on its clock.
+        self.live = live
+        self._now = now or (live.now if live is not None else _utc_now)
         self._host = host
         self._port = port
         self._window = None if rate_limit is None else _RollingWindow(*rate_limit)
@@ -966,6 +969,9 @@ class Emulator:
         return _Answer(200, 20000, body)
 
     def _id_list(self, query: _IdListQuery) -> list[str]:
+        if self.live is not None:
+            q = query
+            return self.live.id_list(q.start, q.end, q.offset, q.limit, q.descending, q.metadata)
         lo, hi = self._task_range(query.start, query.end)
         if query.descending:
             first = hi - 1 - query.offset
@@ -979,6 +985,9 @@ class Emulator:
         return [_encode_text(_item(tasks[i], query.metadata)) for i in indices]
 
     def _errors_page(self, query: _ErrorsQuery) -> list[str]:
+        if self.live is not None:
+            q = query
+            return self.live.errors_page(q.function, q.start, q.end, q.offset, q.limit)
         selected = self._select_errors(query.function, query.start, query.end)
         return [
             _encode_text(entry) for entry in selected[query.offset : query.offset + query.limit]

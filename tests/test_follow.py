@@ -1,0 +1,231 @@
+"""follow_ids / follow_errors against the live emulator over HTTP, on a virtual clock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+import dfs_async
+from dfs_async import FollowState
+from dfs_async.testing import Emulator, Live
+
+START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+LOGIN = "login"
+PASSWORD = "password"
+ID_LIST = "/v3/backlinks/id_list"
+ERRORS = "/v3/backlinks/errors"
+
+
+def version(task: dfs_async.TaskId) -> tuple[str, str | None, str, float]:
+    done = task.datetime_done
+    return (
+        task.id,
+        None if done is None else done.strftime("%Y-%m-%d %H:%M:%S +00:00"),
+        task.status,
+        task.cost,
+    )
+
+
+def entry_of(err: dfs_async.TaskError) -> tuple[Any, ...]:
+    return (err.id, err.datetime.strftime("%Y-%m-%d %H:%M:%S"), err.function, err.http_time)
+
+
+def client_for(emu: Emulator, live: Live) -> dfs_async.Client:
+    return dfs_async.Client(
+        LOGIN,
+        PASSWORD,
+        base_url=emu.url,
+        now=live.now,
+        retry=dfs_async.Retry(initial=0.5, maximum=5.0),
+    )
+
+
+async def run_follow(
+    emu: Emulator,
+    live: Live,
+    *,
+    kind: str,
+    duration: float,
+    kills: int,
+    seed: int,
+) -> tuple[list[Any], dict[str, Any] | None, list[int]]:
+    """Follow for `duration` virtual seconds, killed `kills` times at seeded moments.
+
+    The consumer appends each record to its log and saves the state in the same step (no
+    await between), as a consumer that writes both atomically; a kill keeps only that.
+    """
+    loop = asyncio.get_running_loop()
+    rng = random.Random(seed)
+    begin = loop.time()
+    moments = [*sorted(rng.uniform(0, duration - 600) for _ in range(kills)), duration]
+    log: list[Any] = []
+    saved: list[dict[str, Any] | None] = [None]
+    calls_per_poll: list[int] = []
+
+    async def consume() -> None:
+        resume = None if saved[0] is None else FollowState.from_json(saved[0])
+        async with client_for(emu, live) as client:
+            follower: Any
+            if kind == "ids":
+                follower = client.backlinks.follow_ids(
+                    START - timedelta(minutes=1), poll_interval=60.0, resume=resume
+                )
+            else:
+                follower = client.backlinks.follow_errors(
+                    datetime_from=None if resume else START - timedelta(minutes=1),
+                    poll_interval=60.0,
+                    resume=resume,
+                )
+            async with follower:
+                polls = follower.state.polls
+                async for record in follower:
+                    log.append(version(record) if kind == "ids" else entry_of(record))
+                    saved[0] = follower.state.to_json()
+                    if follower.state.polls != polls:
+                        polls = follower.state.polls
+                        calls_per_poll.append(follower.last_poll_calls)
+
+    for moment in moments:
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(begin + moment - loop.time())
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        saved[0] = None if saved[0] is None else json.loads(json.dumps(saved[0]))
+    return log, saved[0], calls_per_poll
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("window_on", ["posted", "done"])
+async def test_three_hours_followed_without_kills_yield_each_version_once(window_on: str) -> None:
+    """3 h live: the follower's log equals the emulator's history of versions exactly."""
+    live = Live(start=START, seed=1, window_on=window_on, until=3 * 3600.0)
+    async with Emulator(LOGIN, PASSWORD, live=live) as emu:
+        live.elapsed()
+        log, _, _ = await run_follow(
+            emu, live, kind="ids", duration=3 * 3600 + 600, kills=0, seed=1
+        )
+    assert len(log) == len(set(log))
+    assert sorted(log, key=repr) == sorted(live.history, key=repr)
+    assert {r.status_code for r in emu.requests} == {20000}
+
+
+@pytest.mark.looptime
+async def test_steady_state_poll_costs_one_call_while_open_tasks_and_edge_fit_a_page() -> None:
+    """Queue times of minutes, a task every 2-8 s: after the first poll, every poll is 1 call."""
+    live = Live(start=START, seed=2, queue=((180.0, 600.0, 1.0),), until=2 * 3600.0)
+    async with Emulator(LOGIN, PASSWORD, live=live) as emu:
+        live.elapsed()
+        log, _, per_poll = await run_follow(
+            emu, live, kind="ids", duration=2 * 3600, kills=0, seed=2
+        )
+    assert per_poll[1:] == [1] * len(per_poll[1:])
+    assert len(per_poll) >= 100
+    assert len([r for r in emu.requests if r.path == ID_LIST]) == len(per_poll) + 1
+    assert len(log) == len(set(log))
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("window_on", ["posted", "done"])
+async def test_24_hours_through_30_kills_each_version_and_entry_exactly_once(
+    window_on: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """24 h live, 30 seeded kills and resumes: both logs equal the emulator's histories."""
+    day = 24 * 3600.0
+    live = Live(start=START, seed=5, window_on=window_on, until=day)
+    async with Emulator(LOGIN, PASSWORD, live=live) as emu:
+        live.elapsed()
+        (ids, id_state, id_calls), (errors, err_state, _) = await asyncio.gather(
+            run_follow(emu, live, kind="ids", duration=day + 900, kills=30, seed=11),
+            run_follow(emu, live, kind="errors", duration=day + 900, kills=30, seed=12),
+        )
+    assert len(ids) == len(set(ids))
+    assert sorted(ids, key=repr) == sorted(live.history, key=repr)
+    expected = [
+        (e["id"], e["datetime"], e["function"], e["http_time"]) for e in live.expected_errors()
+    ]
+    assert sorted(errors, key=repr) == sorted(expected, key=repr)
+    assert {r.status_code for r in emu.requests} == {20000}
+    assert emu.max_calls_in_window(ID_LIST, 60.0) <= 10
+    assert emu.max_calls_in_window(ERRORS, 60.0) <= 10
+    assert id_state is not None
+    assert err_state is not None
+    steady = sorted(id_calls[1:])
+    with capsys.disabled():
+        print(
+            f"\n[{window_on}] versions={len(ids)} errors={len(errors)} "
+            f"id_list calls={len([r for r in emu.requests if r.path == ID_LIST])} "
+            f"polls={len(id_calls)} calls/poll median={steady[len(steady) // 2]} "
+            f"max={steady[-1]} id state={len(json.dumps(id_state))} B "
+            f"({len(id_state['tasks'])} tasks) errors state={len(json.dumps(err_state))} B"
+        )
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda c: c.backlinks.follow_ids(), "follow_ids needs datetime_from"),
+        (
+            lambda c: c.backlinks.follow_ids(datetime(2026, 11, 1)),
+            "datetime_from must be timezone-aware",
+        ),
+        (
+            lambda c: c.backlinks.follow_ids(START, poll_interval=0),
+            "poll_interval must be a number of seconds >= 1",
+        ),
+        (
+            lambda c: c.backlinks.follow_ids(START, include_metadata="yes"),
+            "include_metadata must be True or False",
+        ),
+        (
+            lambda c: c.backlinks.follow_errors(""),
+            "filtered_function must be a function name",
+        ),
+        (
+            lambda c: c.api("serp").follow_ids(resume=c.backlinks.follow_ids(START).state),
+            "this follow state is for /v3/backlinks/id_list, not /v3/serp/id_list",
+        ),
+        (
+            lambda c: c.api("content_analysis").follow_errors(),
+            "the content_analysis API has no errors endpoint",
+        ),
+    ],
+)
+@pytest.mark.looptime
+async def test_bad_arguments_fail_before_any_call(call: Any, message: str) -> None:
+    """Each bad argument raises InvalidArgumentError naming it, and nothing is sent."""
+    live = Live(start=START, seed=1)
+    async with Emulator(LOGIN, PASSWORD, live=live) as emu:
+        live.elapsed()
+        await asyncio.sleep(3600)
+        async with client_for(emu, live) as client:
+            with pytest.raises(dfs_async.InvalidArgumentError, match=message):
+                call(client)
+    assert emu.requests == []
+
+
+@pytest.mark.looptime
+async def test_aclose_mid_poll_cancels_cleanly_and_state_resumes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Breaking out after one record and aclose(): no stray task error; resume skips it."""
+    live = Live(start=START, seed=4)
+    async with Emulator(LOGIN, PASSWORD, live=live) as emu:
+        live.elapsed()
+        await asyncio.sleep(7200)
+        async with client_for(emu, live) as client:
+            follower = client.backlinks.follow_ids(START)
+            first = await follower.__anext__()
+            state = follower.state
+            await follower.aclose()
+            await follower.aclose()
+            again = client.backlinks.follow_ids(resume=state)
+            second = await again.__anext__()
+            await again.aclose()
+    assert second.id != first.id
+    assert "never retrieved" not in caplog.text
