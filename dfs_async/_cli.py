@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, Protocol
 
@@ -1419,17 +1419,22 @@ def _signals_cancel_current_task() -> Iterator[list[int]]:
             loop.remove_signal_handler(number)
 
 
-async def _run(export: Export) -> int:
+async def interruptible(work: Callable[[], Awaitable[int]]) -> int:
+    """Run a command's work; SIGINT or SIGTERM ends it as exit 128 + the signal's number."""
     with _signals_cancel_current_task() as received:
         try:
-            return await export.run()
+            return await work()
         except asyncio.CancelledError:
             if not received:
                 raise
             task = asyncio.current_task()
-            if task is not None and hasattr(task, "uncancel"):
+            if task is not None:
                 task.uncancel()
             return 128 + received[0]
+
+
+async def _run(export: Export) -> int:
+    return await interruptible(export.run)
 
 
 def _configure_logging(options: Options, display: Display) -> logging.Handler:

@@ -57,7 +57,6 @@ from ._cli import (
     _plural,
     _same_file,
     _say,
-    _signals_cancel_current_task,
     add_account_options,
     classify,
     command_now,
@@ -65,6 +64,7 @@ from ._cli import (
     credentials,
     exclusive,
     field_names,
+    interruptible,
     logger,
     open_client,
     parse_when_spec,
@@ -593,16 +593,7 @@ def _seed_demo(emulator: Any, common: Options) -> str:
 
 
 async def _run_with_signals(resend: Resend) -> int:
-    with _signals_cancel_current_task() as received:
-        try:
-            return await resend.run()
-        except asyncio.CancelledError:
-            if not received:
-                raise
-            task = asyncio.current_task()
-            if task is not None and hasattr(task, "uncancel"):
-                task.uncancel()
-            return 128 + received[0]
+    return await interruptible(resend.run)
 
 
 def run(namespace: argparse.Namespace) -> int:
