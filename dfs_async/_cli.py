@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import csv
 import errno
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, Protocol
@@ -77,7 +79,7 @@ UTC = timezone.utc
 EXIT_OK = 0
 EXIT_FAILURE = 1  # anything else: an I/O error on the output or the state file, a bug
 EXIT_USAGE = 2
-EXIT_AUTH = 3
+EXIT_AUTH = 3  # the credentials: login and API password, or the proxy's (HTTP 407)
 EXIT_UNAVAILABLE = 4
 EXIT_ACCOUNT = 5  # the account was refused (payment, cost limit, subscription, IP whitelist)
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, the shell's convention for death by SIGINT
@@ -226,6 +228,7 @@ _WORDING = (
     (re.compile(r"\bmax_items\b"), "--max-items"),
     (re.compile(r"\bfiltered_function\b"), "--function"),
     (re.compile(r"\b(?:the|this) resume state\b"), "the state file"),
+    (re.compile(r"^proxy must\b"), "--proxy must"),
 )
 
 
@@ -251,6 +254,12 @@ def classify(exc: BaseException) -> tuple[int, str]:
                 "(which is not the password of the dashboard)"
             )
         return EXIT_ACCOUNT, f"the API refused the account: {exc}"
+    if isinstance(exc, APIError) and exc.http_status == 407:
+        # The proxy's answer, not the API's (whose body it would quote: the proxy's page).
+        return EXIT_AUTH, (
+            "the proxy refused the request (HTTP 407 Proxy Authentication Required): check "
+            "its credentials (--proxy, or HTTPS_PROXY in the environment)"
+        )
     if isinstance(exc, InvalidRequestError):
         return EXIT_USAGE, f"the API refused the request: {exc}"
     if isinstance(exc, RateLimitedError):
@@ -267,6 +276,51 @@ def classify(exc: BaseException) -> tuple[int, str]:
         where = f"{exc.filename}: " if exc.filename else ""
         return EXIT_FAILURE, f"{where}{exc.strerror or exc}"
     return EXIT_FAILURE, f"unexpected {type(exc).__name__}: {exc} (--debug shows a traceback)"
+
+
+#: The environment variables a proxy (with its credentials) may come from, in lower case.
+_PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
+
+
+def _userinfo(url: str) -> str | None:
+    """The ``USER:PASSWORD`` of a URL, None without one (plain string work, so a URL too
+    broken to parse still has its credentials found)."""
+    rest = url.partition("://")[2] or url
+    # The authority ends at the first / ? or #, none of which credentials hold unescaped.
+    end = min([i for i in (rest.find(c) for c in "/?#") if i >= 0], default=len(rest))
+    userinfo, at, _host = rest[:end].rpartition("@")
+    return userinfo if at else None
+
+
+def proxy_secrets(proxy: str | None, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Every text that would give away a proxy's credentials, longest first.
+
+    For --proxy and the proxy variables of the environment (the client may use either): the
+    password as written and percent-decoded, and the Proxy-Authorization token made of them,
+    since a proxy's error page may quote either. Without a password (``http://TOKEN@host``)
+    the user name is the secret.
+    """
+    urls = [proxy] + [value for name, value in environ.items() if name.lower() in _PROXY_VARIABLES]
+    found: set[str] = set()
+    for url in urls:
+        userinfo = None if url is None else _userinfo(url)
+        if not userinfo:
+            continue
+        user, colon, password = userinfo.partition(":")
+        secret = password if colon else user
+        found.update({secret, urllib.parse.unquote(secret)})
+        pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+        for encoding in ("latin-1", "utf-8"):  # aiohttp's, and what else a proxy may expect
+            with contextlib.suppress(UnicodeEncodeError):
+                found.add(base64.b64encode(pair.encode(encoding)).decode("ascii"))
+    return tuple(sorted((text for text in found if text), key=len, reverse=True))
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """`text` with each of `secrets` replaced by ``***``."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 def _plural(count: int, noun: str, plural: str | None = None) -> str:
@@ -695,6 +749,8 @@ def common_problem(options: Options) -> str | None:
             problem = "--emulate-tasks and --emulate-errors need --emulate"
     elif options.base_url != dfs_async.DEFAULT_BASE_URL:
         problem = "--base-url and --emulate do not go together"
+    elif options.proxy is not None:
+        problem = "--proxy and --emulate do not go together"
     if options.emulate_tasks < 0 or options.emulate_errors < 0:
         problem = "--emulate-tasks and --emulate-errors must be at least 0"
     if options.retries < 0:
@@ -1348,14 +1404,17 @@ async def open_client(
     retry = Retry(attempts=options.retries + 1)
     if credentials is not None:
         login, password = credentials
-        return (
-            await stack.enter_async_context(
-                dfs_async.Client(
-                    login, password, base_url=options.base_url, retry=retry, proxy=options.proxy
-                )
-            ),
-            None,
+        client = dfs_async.Client(
+            login, password, base_url=options.base_url, retry=retry, proxy=options.proxy
         )
+        # Once the client accepted the URL (a refused one needs no second line).
+        if options.proxy is not None and ":" in (_userinfo(options.proxy) or ""):
+            _say(
+                "dfs-async: warning: other users of this machine can read the password in "
+                "--proxy in the process list; HTTPS_PROXY in the environment keeps it out of "
+                "sight"
+            )
+        return await stack.enter_async_context(client), None
     from dfs_async.testing import Emulator
 
     rate = options.emulate_rate or EMULATOR_RATE
@@ -1432,20 +1491,34 @@ async def _run(export: Export) -> int:
             return 128 + received[0]
 
 
+class _RedactingFormatter(logging.Formatter):
+    """A log formatter that takes a proxy's credentials out of each line, traceback included."""
+
+    def __init__(self, fmt: str, secrets: Sequence[str]) -> None:
+        super().__init__(fmt)
+        self._secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self._secrets)
+
+
 def _configure_logging(options: Options, display: Display) -> logging.Handler:
     """Send the library's log to stderr: warnings, or everything with --debug."""
     handler: logging.Handler
+    secrets = proxy_secrets(options.proxy, os.environ)
     if display.console is not None:
         from rich.logging import RichHandler
 
         handler = RichHandler(console=display.console, show_path=False)
+        handler.setFormatter(_RedactingFormatter("%(message)s", secrets))
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(
-            logging.Formatter(
+            _RedactingFormatter(
                 "%(asctime)s %(name)s %(levelname)s: %(message)s"
                 if options.debug
-                else "dfs-async: %(message)s"
+                else "dfs-async: %(message)s",
+                secrets,
             )
         )
     logger.addHandler(handler)
@@ -1514,6 +1587,20 @@ def exclusive(*paths: str | None) -> Iterator[None]:
         raise CliError(EXIT_FAILURE, f"cannot lock: {where}{exc.strerror or exc}") from None
 
 
+def print_traceback(options: Options) -> None:
+    """With --debug, the exception being handled, without a proxy's credentials."""
+    if options.debug:
+        text = traceback.format_exc()
+        sys.stderr.write(redact(text, proxy_secrets(options.proxy, os.environ)))
+        sys.stderr.flush()
+
+
+def error_line(message: str, options: Options) -> str:
+    """The closing error line. Its message may quote a reply, and a proxy's reply (an error
+    page) may quote the proxy's credentials: they are taken out."""
+    return "dfs-async: error: " + redact(message, proxy_secrets(options.proxy, os.environ))
+
+
 def _export(export: Export) -> int:
     options, counters = export.options, export.counters
     try:
@@ -1521,20 +1608,18 @@ def _export(export: Export) -> int:
         code = asyncio.run(_run(export))
     except KeyboardInterrupt:  # reading the password, before the loop's handlers, a 2nd Ctrl-C
         export.display.stop()
-        if options.debug:
-            traceback.print_exc(file=sys.stderr)
+        print_traceback(options)
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except Exception as exc:
         export.display.stop()
-        if options.debug:
-            traceback.print_exc(file=sys.stderr)
+        print_traceback(options)
         code, message = classify(exc)
         if export.started_stream and not options.quiet:
             _say(counters.summary())
-        _say(f"dfs-async: error: {message}{export.resume_hint()}")
+        _say(error_line(f"{message}{export.resume_hint()}", options))
         return code
     if options.quiet:
         # Even -q says how to continue: it is the one line a cron job's log must keep.

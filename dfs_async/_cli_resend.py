@@ -28,8 +28,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
-import traceback
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -63,11 +61,13 @@ from ._cli import (
     command_now,
     common_problem,
     credentials,
+    error_line,
     exclusive,
     field_names,
     logger,
     open_client,
     parse_when_spec,
+    print_traceback,
     resolve_when,
     save_state,
 )
@@ -621,16 +621,14 @@ def run(namespace: argparse.Namespace) -> int:
             resend.prepare()
             code = asyncio.run(_run_with_signals(resend))
     except KeyboardInterrupt:
-        if common.debug:
-            traceback.print_exc(file=sys.stderr)
+        print_traceback(common)
         code = EXIT_INTERRUPTED
     except Exception as exc:
-        if common.debug:
-            traceback.print_exc(file=sys.stderr)
+        print_traceback(common)
         code, message = classify(exc)
         if resend.found and not common.quiet:
             _say(resend.tally.summary(dry_run=options.dry_run))
-        _say(f"dfs-async: error: {message}{resend.in_flight_note()}")
+        _say(error_line(f"{message}{resend.in_flight_note()}", common))
         return code
     finally:
         logger.removeHandler(handler)

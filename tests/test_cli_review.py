@@ -322,5 +322,5 @@ async def test_proxy_option_routes_every_call_and_never_prints_its_credentials(
         f"ftp://agent:{PROXY_SECRET}@h", cwd=tmp_path, env=api_env(),
     )  # fmt: skip
     assert (code, out) == (2, "")
-    assert err.startswith("dfs-async: error: proxy must be an http:// or https:// URL")
+    assert err.startswith("dfs-async: error: --proxy must be an http:// or https:// URL")
     assert PROXY_SECRET not in err
