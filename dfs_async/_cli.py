@@ -99,6 +99,8 @@ EMULATOR_RATE = (10, 1.0)
 REAL_RATE = (10, 60.0)
 DEFAULT_RETRIES = Retry().attempts - 1
 
+DEFAULT_API = "backlinks"
+
 STATE_FORMAT = 1
 
 _DATE_EXAMPLES = "2026-11-01, 2026-11-01T12:00, 2026-11-01 12:00:00+02:00 or 2026-11-01T12:00:00Z"
@@ -468,7 +470,7 @@ def _common_options() -> _Parser:
     output.add_argument(
         "--format",
         choices=("jsonl", "csv"),
-        default="jsonl",
+        default=None,  # left out: a continued export keeps its own (see _FROM_STATE)
         help="JSON Lines (default) or CSV with a header row",
     )
     output.add_argument(
@@ -510,8 +512,8 @@ def add_account_options(common: argparse.ArgumentParser) -> None:
     )
     account.add_argument(
         "--api",
-        default="backlinks",
-        help="which DataForSEO API's endpoint (default backlinks; also serp, merchant, ...)",
+        default=None,  # left out: a continued export keeps its own (see _FROM_STATE)
+        help=f"which DataForSEO API's endpoint (default {DEFAULT_API}; also serp, merchant, ...)",
     )
     account.add_argument(
         "--base-url",
@@ -676,6 +678,9 @@ class Options:
     api: str
     base_url: str
     retries: int
+    #: The options of _FROM_STATE that were left out: a state file being continued supplies
+    #: them (Export.prepare); meanwhile they hold their defaults.
+    omitted: frozenset[str] = frozenset()
     emulate: bool
     emulate_rate: tuple[int, float] | None
     emulate_tasks: int
@@ -711,6 +716,11 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     return options_from(build_parser().parse_args(argv))
 
 
+#: Options that, left out, come from the state file of an export being continued (as the
+#: window does, through the saved request), with their defaults for a new export.
+_FROM_STATE = {"format": "jsonl", "api": DEFAULT_API}
+
+
 def options_from(namespace: argparse.Namespace) -> Options:
     """The options of `id-list` or `errors` from their parsed arguments, cross-checked."""
     values = vars(namespace)
@@ -721,6 +731,8 @@ def options_from(namespace: argparse.Namespace) -> Options:
             known[field.name] = values.get(field.name, field.default)
     if known.get("output") == "-":  # the usual spelling of standard output
         known["output"] = None
+    omitted = frozenset(name for name in _FROM_STATE if known.get(name) is None)
+    known.update({name: _FROM_STATE[name] for name in omitted}, omitted=omitted)
     options = Options(**known)
     options = options.at(command_now(options.emulate, os.environ))
     problem = common_problem(options)
@@ -1247,6 +1259,16 @@ def _open_pager(
     )
 
 
+def _left_out_from(saved: SavedState, options: Options) -> Options:
+    """`options` with those left out (`options.omitted`) taken from the state file."""
+    omitted = options.omitted
+    return attrs.evolve(
+        options,
+        format=saved.format if "format" in omitted else options.format,
+        api=saved.stream.api if "api" in omitted else options.api,
+    )
+
+
 def _check_resume(options: Options, state_file: StateFile, saved: SavedState) -> None:
     if saved.format != options.format:
         raise CliError(
@@ -1288,6 +1310,7 @@ class Export:
         if self.state_file is not None:
             saved = load_state(self.state_file.path)
             if saved is not None:
+                self.options = _left_out_from(saved, self.options)
                 _check_resume(self.options, self.state_file, saved)
                 self.resume = (self.state_file, saved)
                 if saved.started is not None:

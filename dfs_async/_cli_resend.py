@@ -39,6 +39,7 @@ import dfs_async
 from dfs_async import FailedWebhook, WebhookResendOutcome
 
 from ._cli import (
+    DEFAULT_API,
     EMULATOR_RATE,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -408,7 +409,7 @@ def resend_options(namespace: argparse.Namespace) -> ResendOptions:
         debug=values["debug"],
         login=values["login"],
         password_file=values["password_file"],
-        api=values["api"],
+        api=values["api"] or DEFAULT_API,
         base_url=values["base_url"],
         retries=values["retries"],
         emulate=values["emulate"],

@@ -1,0 +1,69 @@
+"""What the first round of the CLI's review fixes (test_cli_review.py) left open, through the
+real entry point: every option left out comes from the state, a device as -o is not locked,
+and a new output file's directory entry is made durable."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from test_cli import (
+    LOGIN,
+    PASSWORD,
+    TASK_FIELDS,
+    ago,
+    api_env,
+    csv_cells,
+    expected_task,
+    read_csv,
+    run_cli_async,
+    sent_datetime_to,
+    summary,
+)
+
+from dfs_async.testing import Emulator, Fault
+
+
+async def test_a_resume_takes_format_and_api_from_the_state(tmp_path: Path) -> None:
+    """Cut short, resumed with only -o and --state: the state's --format and --api, not the
+    defaults; given again, they must still match."""
+    async with Emulator(LOGIN, PASSWORD, n_tasks=2500, seed=3, rate_limit=None) as emu:
+        emu.inject(2, Fault.http_status(500))
+        start = ago(170)
+        files = ("--base-url", emu.url, "-o", "tasks.csv", "--state", "tasks.state")
+        code, _, err = await run_cli_async(
+            "id-list", "--from", start, "--api", "serp", "--format", "csv", "--page-size",
+            "500", "--retries", "0", *files, cwd=tmp_path, env=api_env(),
+        )  # fmt: skip
+        assert code == 4, err
+        mismatches = [
+            await run_cli_async("id-list", *given, *files, cwd=tmp_path, env=api_env())
+            for given in (["--format", "jsonl"], ["--api", "backlinks"])
+        ]
+        code, out, err = await run_cli_async("id-list", *files, cwd=tmp_path, env=api_env())
+        expected = emu.expected_id_list(start, sent_datetime_to(emu))
+        paths = {request.path for request in emu.requests}
+        limits = [request.body[0]["limit"] for request in emu.requests[2:]]
+    assert mismatches == [
+        (
+            2,
+            "",
+            "dfs-async: error: the state file tasks.state is for --format csv, not jsonl; use "
+            "the same options, or delete it to start again\n",
+        ),
+        (
+            2,
+            "",
+            "dfs-async: error: the state file is for /v3/serp/id_list, not /v3/backlinks/id_list\n",
+        ),
+    ]
+    assert (code, out) == (0, ""), err
+    resuming, closing = err.splitlines()
+    assert resuming == "resuming from tasks.state: 500 records already written"
+    assert re.fullmatch(summary(r"2,000 records \(2,500 with the earlier runs\)", 5, 5), closing)
+    assert read_csv(tmp_path / "tasks.csv") == [
+        TASK_FIELDS,
+        *[csv_cells(expected_task(item), TASK_FIELDS) for item in expected],
+    ]
+    assert paths == {"/v3/serp/id_list"}
+    assert limits == [500] * 5
