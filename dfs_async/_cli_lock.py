@@ -7,12 +7,16 @@ stale lock file is harmless: the next run simply locks it again. The lock is tak
 waiting, so an overlapping run (a cron job that ran long, a retried script) is refused at once
 with the holder's process id, which the holder writes into the lock file once it has the lock.
 Locking a separate file, not the output itself, keeps the output's bytes exactly the export's.
+The lock file sits beside the file's real path, so two names of one file (a symlink) share it;
+a device (/dev/null, a terminal) is not locked, as it holds no export to keep whole and a lock
+file beside it would land in /dev, or could not be created at all by anyone but root.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -44,11 +48,22 @@ def hold(paths: Sequence[str]) -> Iterator[None]:
 
     OSError (for example an unwritable directory) is left to the caller to word.
     """
-    unique = {os.path.abspath(path): path for path in reversed(paths)}  # first spelling wins
+    unique = {  # the first spelling wins
+        os.path.realpath(path): path for path in reversed(paths) if _holds_an_export(path)
+    }
     with contextlib.ExitStack() as stack:
         for real, shown in reversed(unique.items()):
             stack.enter_context(_hold_one(real, shown))
         yield
+
+
+def _holds_an_export(path: str) -> bool:
+    """A regular file, a FIFO, or nothing yet: not a device."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # not there yet (or unreadable: locking it will say why)
+        return True
+    return stat.S_ISREG(mode) or stat.S_ISFIFO(mode)
 
 
 @contextlib.contextmanager
@@ -61,7 +76,9 @@ def _hold_one(path: str, shown: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LockedError(shown, lock_path(shown), _read_holder(fd)) from None
+            # Named as given, unless the name is a symlink: then where the lock really is.
+            lock = lock_path(path if os.path.islink(shown) else shown)
+            raise LockedError(shown, lock, _read_holder(fd)) from None
         # Ours now: say who holds it, for the message of a run refused meanwhile.
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)

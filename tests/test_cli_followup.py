@@ -4,6 +4,7 @@ and a new output file's directory entry is made durable."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -16,12 +17,17 @@ from test_cli import (
     csv_cells,
     expected_task,
     read_csv,
+    run_cli,
     run_cli_async,
     sent_datetime_to,
     summary,
 )
+from test_cli_review import IN_USE, start_cli, until
 
 from dfs_async.testing import Emulator, Fault
+
+#: A small demo export (run_cli's environment pins the demo's clock).
+DEMO = ("id-list", "--emulate", "--emulate-tasks", "10", "--from", "30d", "-q")
 
 
 async def test_a_resume_takes_format_and_api_from_the_state(tmp_path: Path) -> None:
@@ -67,3 +73,41 @@ async def test_a_resume_takes_format_and_api_from_the_state(tmp_path: Path) -> N
     ]
     assert paths == {"/v3/serp/id_list"}
     assert limits == [500] * 5
+
+
+# -- item 3: which files are locked -----------------------------------------------------------
+
+
+def test_a_device_as_output_is_written_and_not_locked(tmp_path: Path) -> None:
+    """-o /dev/null works, and no /dev/null.lock appears (as root) or refuses it (as anyone)."""
+    created = "null.lock" not in os.listdir("/dev")
+    try:
+        result = run_cli(*DEMO, "-o", "/dev/null", cwd=tmp_path)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+        assert not os.path.exists("/dev/null.lock")
+    finally:
+        if created and os.path.exists("/dev/null.lock"):  # left by the code before the fix
+            os.unlink("/dev/null.lock")
+
+
+async def test_two_names_of_one_output_share_its_lock(tmp_path: Path) -> None:
+    """-o through a symlink is the same output: refused while a run writes its target."""
+    async with Emulator(LOGIN, PASSWORD, n_tasks=2500, seed=3, rate_limit=None) as emu:
+        args = ("id-list", "--from", ago(170), "--base-url", emu.url)
+        emu.inject(2, Fault.delay(60.0))  # the first run holds its export during call 2
+        (tmp_path / "latest.jsonl").symlink_to("out.jsonl")
+        first = await start_cli(*args, "-o", "out.jsonl", cwd=tmp_path, env=api_env())
+        try:
+            await until(lambda: len(emu.requests) == 2)
+            result = await run_cli_async(*args, "-o", "latest.jsonl", cwd=tmp_path, env=api_env())
+            calls = len(emu.requests)
+        finally:
+            first.kill()
+            await first.wait()
+    assert result == (
+        2,
+        "",
+        f"dfs-async: error: latest.jsonl is in use by process {first.pid} (it holds "
+        f"{tmp_path / 'out.jsonl.lock'}){IN_USE}",
+    )
+    assert calls == 2  # refused before any call
