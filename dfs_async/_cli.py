@@ -1035,6 +1035,8 @@ class Output:
     name: str
     size: int
     _owned: bool
+    #: os.fsync, or a test's recorder.
+    _fsync: Callable[[int], None] = os.fsync
 
     @classmethod
     def to_stdout(cls, fmt: str, columns: Sequence[str]) -> Output:
@@ -1052,11 +1054,20 @@ class Output:
         fmt: str,
         columns: Sequence[str],
         resume: tuple[StateFile, SavedState] | None,
+        *,
+        fsync: Callable[[int], None] = os.fsync,
     ) -> Output:
-        """A fresh file (with the CSV header), or the resumed one, cut back to the saved size."""
+        """A fresh file (with the CSV header), or the resumed one, cut back to the saved size.
+
+        A fresh regular file's directory is synced: its data is synced after every page, but
+        its name lives in the directory, and a state file that survives a power failure must
+        find the output it counts.
+        """
         try:
             if resume is None:
-                output = cls(_open_for_writing(name), fmt, name, 0, owned=True)
+                output = cls(_open_for_writing(name), fmt, name, 0, owned=True, fsync=fsync)
+                if stat.S_ISREG(os.fstat(output.stream.fileno()).st_mode):
+                    _fsync_directory(os.path.dirname(os.path.abspath(name)), fsync)
             else:
                 output = cls._reopen(name, fmt, *resume)
         except OSError as exc:
@@ -1084,7 +1095,7 @@ class Output:
             self.stream.write(data)
             self.stream.flush()
             if self._owned and stat.S_ISREG(os.fstat(self.stream.fileno()).st_mode):
-                os.fsync(self.stream.fileno())
+                self._fsync(self.stream.fileno())
         except BrokenPipeError:  # the reader of stdout went away: exit 141, not an error
             raise
         except OSError as exc:

@@ -1,11 +1,13 @@
-"""What the first round of the CLI's review fixes (test_cli_review.py) left open, through the
-real entry point: every option left out comes from the state, a device as -o is not locked,
-and a new output file's directory entry is made durable."""
+"""What the first round of the CLI's review fixes (test_cli_review.py) left open: every
+option left out comes from the state, a device as -o is not locked, a symlinked -o shares its
+target's lock (all through the real entry point), and a new output file's directory entry is
+made durable (through an fsync seam: a power failure cannot be played in a test)."""
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 from test_cli import (
@@ -24,6 +26,7 @@ from test_cli import (
 )
 from test_cli_review import IN_USE, start_cli, until
 
+from dfs_async._cli import Output
 from dfs_async.testing import Emulator, Fault
 
 #: A small demo export (run_cli's environment pins the demo's clock).
@@ -111,3 +114,25 @@ async def test_two_names_of_one_output_share_its_lock(tmp_path: Path) -> None:
         f"{tmp_path / 'out.jsonl.lock'}){IN_USE}",
     )
     assert calls == 2  # refused before any call
+
+
+# -- item 14: a new output's name survives a power failure ------------------------------------
+
+
+def test_a_new_output_file_has_its_directory_synced(tmp_path: Path) -> None:
+    """A fresh -o file: its directory is fsynced once the file is in it, then its data."""
+    target = tmp_path / "new.csv"
+    synced: list[tuple[str, int]] = []
+
+    def fsync(fd: int) -> None:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):  # which file's name the directory holds by then
+            synced.append(("directory", target.stat().st_ino))
+        else:
+            synced.append(("file", info.st_ino))
+        os.fsync(fd)
+
+    output = Output.to_file(str(target), "csv", TASK_FIELDS, None, fsync=fsync)
+    output.close()
+    assert synced == [("directory", target.stat().st_ino), ("file", target.stat().st_ino)]
+    assert read_csv(target) == [TASK_FIELDS]  # the header, written (and synced) second
