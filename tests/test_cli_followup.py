@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import stat
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from test_cli import (
     sent_datetime_to,
     summary,
 )
-from test_cli_review import IN_USE, start_cli, until
+from test_cli_review import IN_USE, SINCE, start_cli, until
 
 from dfs_async._cli import Output
 from dfs_async.testing import Emulator, Fault
@@ -107,12 +108,14 @@ async def test_two_names_of_one_output_share_its_lock(tmp_path: Path) -> None:
         finally:
             first.kill()
             await first.wait()
-    assert result == (
-        2,
-        "",
-        f"dfs-async: error: latest.jsonl is in use by process {first.pid} (it holds "
-        f"{tmp_path / 'out.jsonl.lock'}){IN_USE}",
-    )
+    code, out, err = result
+    assert (code, out) == (2, "")
+    assert re.fullmatch(
+        f"dfs-async: error: latest.jsonl is in use by process {first.pid} on "
+        f"{re.escape(socket.gethostname())}, running since {SINCE} "
+        f"\\(it holds {re.escape(str(tmp_path / 'out.jsonl.lock'))}\\){re.escape(IN_USE)}",
+        err,
+    ), err
     assert calls == 2  # refused before any call
 
 
