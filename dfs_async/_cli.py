@@ -855,16 +855,22 @@ def credentials(options: Options, environ: Mapping[str, str]) -> tuple[str, str]
 
 
 def _read_password(path: str) -> str:
+    # Bytes, so that no newline translation splits a password at a lone CR.
     try:
         if path == "-":
-            line = sys.stdin.readline()
+            if sys.stdin is None:  # started with standard input closed (<&-)
+                raise CliError(EXIT_USAGE, "--password-file -: standard input is closed")
+            raw = sys.stdin.buffer.readline()
         else:
-            with open(path, encoding="utf-8") as file:
-                line = file.readline()
+            with open(path, "rb") as file:
+                raw = file.readline()
+        line = raw.decode("utf-8")
     except OSError as exc:
         raise CliError(EXIT_USAGE, f"--password-file: {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CliError(EXIT_USAGE, f"--password-file: {path} is not UTF-8 text") from None
     # Only the line ending goes: blanks may belong to the password (as in the environment).
-    password = line.removesuffix("\n").removesuffix("\r")
+    password = line.removesuffix("\n").removesuffix("\r") if line.endswith("\n") else line
     if not password:
         raise CliError(EXIT_AUTH, f"--password-file: {path} is empty")
     return password

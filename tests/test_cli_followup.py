@@ -9,6 +9,8 @@ import os
 import re
 import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 from test_cli import (
@@ -17,6 +19,7 @@ from test_cli import (
     TASK_FIELDS,
     ago,
     api_env,
+    cli_env,
     csv_cells,
     expected_task,
     read_csv,
@@ -139,3 +142,35 @@ def test_a_new_output_file_has_its_directory_synced(tmp_path: Path) -> None:
     output.close()
     assert synced == [("directory", target.stat().st_ino), ("file", target.stat().st_ino)]
     assert read_csv(target) == [TASK_FIELDS]  # the header, written (and synced) second
+
+
+# -- item 12: --password-file, what is left -----------------------------------------------------
+
+CR_PASSWORD = "pa\rss word "  # a lone CR and a blank, both the password's own
+
+
+async def test_a_password_file_is_read_as_bytes(tmp_path: Path) -> None:
+    """A lone CR inside the password is kept (no newline translation); only CR LF ends it."""
+    (tmp_path / "password").write_bytes(CR_PASSWORD.encode() + b"\r\nsecond line\n")
+    async with Emulator(LOGIN, CR_PASSWORD, n_tasks=30, seed=3) as emu:
+        code, out, err = await run_cli_async(
+            "id-list", "--from", ago(170), "--base-url", emu.url, "-q", "--login", LOGIN,
+            "--password-file", "password", cwd=tmp_path, env=cli_env(),
+        )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert len(out.splitlines()) == 30
+
+
+def test_password_file_mistakes_are_one_clear_line(tmp_path: Path) -> None:
+    """Standard input closed, or a file that is not UTF-8: exit 2 saying so, no traceback."""
+    (tmp_path / "latin1").write_bytes("caf\xe9\n".encode("latin-1"))
+    args = ("id-list", "--from", "30d", "--login", LOGIN, "--password-file")
+    closed = subprocess.run(  # noqa: S603 -- a fixed shell line; our interpreter and module
+        ["/bin/sh", "-c", 'exec "$@" <&-', "sh", sys.executable, "-m", "dfs_async", *args, "-"],
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    latin1 = run_cli(*args, "latin1", cwd=tmp_path)
+    assert [(r.returncode, r.stdout, r.stderr) for r in (closed, latin1)] == [
+        (2, "", "dfs-async: error: --password-file -: standard input is closed\n"),
+        (2, "", "dfs-async: error: --password-file: latin1 is not UTF-8 text\n"),
+    ]
