@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import csv
 import errno
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, Protocol
@@ -77,7 +79,7 @@ UTC = timezone.utc
 EXIT_OK = 0
 EXIT_FAILURE = 1  # anything else: an I/O error on the output or the state file, a bug
 EXIT_USAGE = 2
-EXIT_AUTH = 3
+EXIT_AUTH = 3  # the credentials: login and API password, or the proxy's (HTTP 407)
 EXIT_UNAVAILABLE = 4
 EXIT_ACCOUNT = 5  # the account was refused (payment, cost limit, subscription, IP whitelist)
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, the shell's convention for death by SIGINT
@@ -96,6 +98,8 @@ EMULATOR_ERRORS = 2_000
 EMULATOR_RATE = (10, 1.0)
 REAL_RATE = (10, 60.0)
 DEFAULT_RETRIES = Retry().attempts - 1
+
+DEFAULT_API = "backlinks"
 
 STATE_FORMAT = 1
 
@@ -226,6 +230,7 @@ _WORDING = (
     (re.compile(r"\bmax_items\b"), "--max-items"),
     (re.compile(r"\bfiltered_function\b"), "--function"),
     (re.compile(r"\b(?:the|this) resume state\b"), "the state file"),
+    (re.compile(r"^proxy must\b"), "--proxy must"),
 )
 
 
@@ -251,6 +256,12 @@ def classify(exc: BaseException) -> tuple[int, str]:
                 "(which is not the password of the dashboard)"
             )
         return EXIT_ACCOUNT, f"the API refused the account: {exc}"
+    if isinstance(exc, APIError) and exc.http_status == 407:
+        # The proxy's answer, not the API's (whose body it would quote: the proxy's page).
+        return EXIT_AUTH, (
+            "the proxy refused the request (HTTP 407 Proxy Authentication Required): check "
+            "its credentials (--proxy, or HTTPS_PROXY in the environment)"
+        )
     if isinstance(exc, InvalidRequestError):
         return EXIT_USAGE, f"the API refused the request: {exc}"
     if isinstance(exc, RateLimitedError):
@@ -267,6 +278,51 @@ def classify(exc: BaseException) -> tuple[int, str]:
         where = f"{exc.filename}: " if exc.filename else ""
         return EXIT_FAILURE, f"{where}{exc.strerror or exc}"
     return EXIT_FAILURE, f"unexpected {type(exc).__name__}: {exc} (--debug shows a traceback)"
+
+
+#: The environment variables a proxy (with its credentials) may come from, in lower case.
+_PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
+
+
+def _userinfo(url: str) -> str | None:
+    """The ``USER:PASSWORD`` of a URL, None without one (plain string work, so a URL too
+    broken to parse still has its credentials found)."""
+    rest = url.partition("://")[2] or url
+    # The authority ends at the first / ? or #, none of which credentials hold unescaped.
+    end = min([i for i in (rest.find(c) for c in "/?#") if i >= 0], default=len(rest))
+    userinfo, at, _host = rest[:end].rpartition("@")
+    return userinfo if at else None
+
+
+def proxy_secrets(proxy: str | None, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Every text that would give away a proxy's credentials, longest first.
+
+    For --proxy and the proxy variables of the environment (the client may use either): the
+    password as written and percent-decoded, and the Proxy-Authorization token made of them,
+    since a proxy's error page may quote either. Without a password (``http://TOKEN@host``)
+    the user name is the secret.
+    """
+    urls = [proxy] + [value for name, value in environ.items() if name.lower() in _PROXY_VARIABLES]
+    found: set[str] = set()
+    for url in urls:
+        userinfo = None if url is None else _userinfo(url)
+        if not userinfo:
+            continue
+        user, colon, password = userinfo.partition(":")
+        secret = password if colon else user
+        found.update({secret, urllib.parse.unquote(secret)})
+        pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+        for encoding in ("latin-1", "utf-8"):  # aiohttp's, and what else a proxy may expect
+            with contextlib.suppress(UnicodeEncodeError):
+                found.add(base64.b64encode(pair.encode(encoding)).decode("ascii"))
+    return tuple(sorted((text for text in found if text), key=len, reverse=True))
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """`text` with each of `secrets` replaced by ``***``."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 def _plural(count: int, noun: str, plural: str | None = None) -> str:
@@ -414,7 +470,7 @@ def _common_options() -> _Parser:
     output.add_argument(
         "--format",
         choices=("jsonl", "csv"),
-        default="jsonl",
+        default=None,  # left out: a continued export keeps its own (see _FROM_STATE)
         help="JSON Lines (default) or CSV with a header row",
     )
     output.add_argument(
@@ -456,8 +512,8 @@ def add_account_options(common: argparse.ArgumentParser) -> None:
     )
     account.add_argument(
         "--api",
-        default="backlinks",
-        help="which DataForSEO API's endpoint (default backlinks; also serp, merchant, ...)",
+        default=None,  # left out: a continued export keeps its own (see _FROM_STATE)
+        help=f"which DataForSEO API's endpoint (default {DEFAULT_API}; also serp, merchant, ...)",
     )
     account.add_argument(
         "--base-url",
@@ -514,10 +570,10 @@ def add_account_options(common: argparse.ArgumentParser) -> None:
 EXIT_CODES_HELP = (
     "Exit codes: 0 done; 1 other failure (writing a file); 2 bad arguments or state file, or "
     "another run is writing the same -o or --state file; 3 authentication failed (login or "
-    "API password); 4 rate limit or server trouble that outlasted the retries, or an "
-    "unreadable reply; 5 the API refused the account (payment required, cost limit, "
-    "subscription, IP not whitelisted); 130 interrupted (Ctrl-C); 141 the reader of standard "
-    "output went away; 143 terminated (SIGTERM)."
+    "API password, or the proxy's credentials); 4 rate limit or server trouble that outlasted "
+    "the retries, or an unreadable reply; 5 the API refused the account (payment required, "
+    "cost limit, subscription, IP not whitelisted); 130 interrupted (Ctrl-C); 141 the reader "
+    "of standard output went away; 143 terminated (SIGTERM)."
 )
 
 
@@ -622,6 +678,9 @@ class Options:
     api: str
     base_url: str
     retries: int
+    #: The options of _FROM_STATE that were left out: a state file being continued supplies
+    #: them (Export.prepare); meanwhile they hold their defaults.
+    omitted: frozenset[str] = frozenset()
     emulate: bool
     emulate_rate: tuple[int, float] | None
     emulate_tasks: int
@@ -657,6 +716,11 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     return options_from(build_parser().parse_args(argv))
 
 
+#: Options that, left out, come from the state file of an export being continued (as the
+#: window does, through the saved request), with their defaults for a new export.
+_FROM_STATE = {"format": "jsonl", "api": DEFAULT_API}
+
+
 def options_from(namespace: argparse.Namespace) -> Options:
     """The options of `id-list` or `errors` from their parsed arguments, cross-checked."""
     values = vars(namespace)
@@ -667,6 +731,8 @@ def options_from(namespace: argparse.Namespace) -> Options:
             known[field.name] = values.get(field.name, field.default)
     if known.get("output") == "-":  # the usual spelling of standard output
         known["output"] = None
+    omitted = frozenset(name for name in _FROM_STATE if known.get(name) is None)
+    known.update({name: _FROM_STATE[name] for name in omitted}, omitted=omitted)
     options = Options(**known)
     options = options.at(command_now(options.emulate, os.environ))
     problem = common_problem(options)
@@ -695,6 +761,8 @@ def common_problem(options: Options) -> str | None:
             problem = "--emulate-tasks and --emulate-errors need --emulate"
     elif options.base_url != dfs_async.DEFAULT_BASE_URL:
         problem = "--base-url and --emulate do not go together"
+    elif options.proxy is not None:
+        problem = "--proxy and --emulate do not go together"
     if options.emulate_tasks < 0 or options.emulate_errors < 0:
         problem = "--emulate-tasks and --emulate-errors must be at least 0"
     if options.retries < 0:
@@ -787,16 +855,22 @@ def credentials(options: Options, environ: Mapping[str, str]) -> tuple[str, str]
 
 
 def _read_password(path: str) -> str:
+    # Bytes, so that no newline translation splits a password at a lone CR.
     try:
         if path == "-":
-            line = sys.stdin.readline()
+            if sys.stdin is None:  # started with standard input closed (<&-)
+                raise CliError(EXIT_USAGE, "--password-file -: standard input is closed")
+            raw = sys.stdin.buffer.readline()
         else:
-            with open(path, encoding="utf-8") as file:
-                line = file.readline()
+            with open(path, "rb") as file:
+                raw = file.readline()
+        line = raw.decode("utf-8")
     except OSError as exc:
         raise CliError(EXIT_USAGE, f"--password-file: {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CliError(EXIT_USAGE, f"--password-file: {path} is not UTF-8 text") from None
     # Only the line ending goes: blanks may belong to the password (as in the environment).
-    password = line.removesuffix("\n").removesuffix("\r")
+    password = line.removesuffix("\n").removesuffix("\r") if line.endswith("\n") else line
     if not password:
         raise CliError(EXIT_AUTH, f"--password-file: {path} is empty")
     return password
@@ -967,6 +1041,8 @@ class Output:
     name: str
     size: int
     _owned: bool
+    #: os.fsync, or a test's recorder.
+    _fsync: Callable[[int], None] = os.fsync
 
     @classmethod
     def to_stdout(cls, fmt: str, columns: Sequence[str]) -> Output:
@@ -984,11 +1060,20 @@ class Output:
         fmt: str,
         columns: Sequence[str],
         resume: tuple[StateFile, SavedState] | None,
+        *,
+        fsync: Callable[[int], None] = os.fsync,
     ) -> Output:
-        """A fresh file (with the CSV header), or the resumed one, cut back to the saved size."""
+        """A fresh file (with the CSV header), or the resumed one, cut back to the saved size.
+
+        A fresh regular file's directory is synced: its data is synced after every page, but
+        its name lives in the directory, and a state file that survives a power failure must
+        find the output it counts.
+        """
         try:
             if resume is None:
-                output = cls(_open_for_writing(name), fmt, name, 0, owned=True)
+                output = cls(_open_for_writing(name), fmt, name, 0, owned=True, fsync=fsync)
+                if stat.S_ISREG(os.fstat(output.stream.fileno()).st_mode):
+                    _fsync_directory(os.path.dirname(os.path.abspath(name)), fsync)
             else:
                 output = cls._reopen(name, fmt, *resume)
         except OSError as exc:
@@ -1016,7 +1101,7 @@ class Output:
             self.stream.write(data)
             self.stream.flush()
             if self._owned and stat.S_ISREG(os.fstat(self.stream.fileno()).st_mode):
-                os.fsync(self.stream.fileno())
+                self._fsync(self.stream.fileno())
         except BrokenPipeError:  # the reader of stdout went away: exit 141, not an error
             raise
         except OSError as exc:
@@ -1191,6 +1276,16 @@ def _open_pager(
     )
 
 
+def _left_out_from(saved: SavedState, options: Options) -> Options:
+    """`options` with those left out (`options.omitted`) taken from the state file."""
+    omitted = options.omitted
+    return attrs.evolve(
+        options,
+        format=saved.format if "format" in omitted else options.format,
+        api=saved.stream.api if "api" in omitted else options.api,
+    )
+
+
 def _check_resume(options: Options, state_file: StateFile, saved: SavedState) -> None:
     if saved.format != options.format:
         raise CliError(
@@ -1232,6 +1327,7 @@ class Export:
         if self.state_file is not None:
             saved = load_state(self.state_file.path)
             if saved is not None:
+                self.options = _left_out_from(saved, self.options)
                 _check_resume(self.options, self.state_file, saved)
                 self.resume = (self.state_file, saved)
                 if saved.started is not None:
@@ -1348,14 +1444,17 @@ async def open_client(
     retry = Retry(attempts=options.retries + 1)
     if credentials is not None:
         login, password = credentials
-        return (
-            await stack.enter_async_context(
-                dfs_async.Client(
-                    login, password, base_url=options.base_url, retry=retry, proxy=options.proxy
-                )
-            ),
-            None,
+        client = dfs_async.Client(
+            login, password, base_url=options.base_url, retry=retry, proxy=options.proxy
         )
+        # Once the client accepted the URL (a refused one needs no second line).
+        if options.proxy is not None and ":" in (_userinfo(options.proxy) or ""):
+            _say(
+                "dfs-async: warning: other users of this machine can read the password in "
+                "--proxy in the process list; HTTPS_PROXY in the environment keeps it out of "
+                "sight"
+            )
+        return await stack.enter_async_context(client), None
     from dfs_async.testing import Emulator
 
     rate = options.emulate_rate or EMULATOR_RATE
@@ -1437,20 +1536,34 @@ async def _run(export: Export) -> int:
     return await interruptible(export.run)
 
 
+class _RedactingFormatter(logging.Formatter):
+    """A log formatter that takes a proxy's credentials out of each line, traceback included."""
+
+    def __init__(self, fmt: str, secrets: Sequence[str]) -> None:
+        super().__init__(fmt)
+        self._secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self._secrets)
+
+
 def _configure_logging(options: Options, display: Display) -> logging.Handler:
     """Send the library's log to stderr: warnings, or everything with --debug."""
     handler: logging.Handler
+    secrets = proxy_secrets(options.proxy, os.environ)
     if display.console is not None:
         from rich.logging import RichHandler
 
         handler = RichHandler(console=display.console, show_path=False)
+        handler.setFormatter(_RedactingFormatter("%(message)s", secrets))
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(
-            logging.Formatter(
+            _RedactingFormatter(
                 "%(asctime)s %(name)s %(levelname)s: %(message)s"
                 if options.debug
-                else "dfs-async: %(message)s"
+                else "dfs-async: %(message)s",
+                secrets,
             )
         )
     logger.addHandler(handler)
@@ -1519,6 +1632,20 @@ def exclusive(*paths: str | None) -> Iterator[None]:
         raise CliError(EXIT_FAILURE, f"cannot lock: {where}{exc.strerror or exc}") from None
 
 
+def print_traceback(options: Options) -> None:
+    """With --debug, the exception being handled, without a proxy's credentials."""
+    if options.debug:
+        text = traceback.format_exc()
+        sys.stderr.write(redact(text, proxy_secrets(options.proxy, os.environ)))
+        sys.stderr.flush()
+
+
+def error_line(message: str, options: Options) -> str:
+    """The closing error line. Its message may quote a reply, and a proxy's reply (an error
+    page) may quote the proxy's credentials: they are taken out."""
+    return "dfs-async: error: " + redact(message, proxy_secrets(options.proxy, os.environ))
+
+
 def _export(export: Export) -> int:
     options, counters = export.options, export.counters
     try:
@@ -1526,20 +1653,18 @@ def _export(export: Export) -> int:
         code = asyncio.run(_run(export))
     except KeyboardInterrupt:  # reading the password, before the loop's handlers, a 2nd Ctrl-C
         export.display.stop()
-        if options.debug:
-            traceback.print_exc(file=sys.stderr)
+        print_traceback(options)
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except Exception as exc:
         export.display.stop()
-        if options.debug:
-            traceback.print_exc(file=sys.stderr)
+        print_traceback(options)
         code, message = classify(exc)
         if export.started_stream and not options.quiet:
             _say(counters.summary())
-        _say(f"dfs-async: error: {message}{export.resume_hint()}")
+        _say(error_line(f"{message}{export.resume_hint()}", options))
         return code
     if options.quiet:
         # Even -q says how to continue: it is the one line a cron job's log must keep.

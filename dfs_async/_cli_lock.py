@@ -5,16 +5,23 @@ Strategy: each file a run writes (the -o output, the --state file) gets a lock f
 process ends, however it ends (SIGKILL included), so a lock never outlives its holder and a
 stale lock file is harmless: the next run simply locks it again. The lock is taken without
 waiting, so an overlapping run (a cron job that ran long, a retried script) is refused at once
-with the holder's process id, which the holder writes into the lock file once it has the lock.
+with the holder's process id, host and start, which it writes into the lock file once it has
+the lock (a host, because the files may be on a disk that several machines share).
 Locking a separate file, not the output itself, keeps the output's bytes exactly the export's.
+The lock file sits beside the file's real path, so two names of one file (a symlink) share it;
+a device (/dev/null, a terminal) is not locked, as it holds no export to keep whole and a lock
+file beside it would land in /dev, or could not be created at all by anyone but root.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import stat
 import sys
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
 
 if sys.platform != "win32":
     import fcntl
@@ -25,12 +32,19 @@ __all__ = ["LockedError", "hold"]
 class LockedError(Exception):
     """Another live process holds the lock of `path`."""
 
-    def __init__(self, path: str, lock: str, holder: str) -> None:
+    def __init__(
+        self, path: str, lock: str, holder: str, host: str = "", started: str = ""
+    ) -> None:
         who = f"process {holder}" if holder else "another process"
+        if holder and host:
+            who += f" on {host}, running since {started}"
         super().__init__(f"{path} is in use by {who} (it holds {lock}); wait for it to end")
         self.path = path
         self.lock = lock
+        #: The holder's pid ("" if it could not be read), its host name and start (UTC).
         self.holder = holder
+        self.host = host
+        self.started = started
 
 
 def lock_path(path: str) -> str:
@@ -44,11 +58,22 @@ def hold(paths: Sequence[str]) -> Iterator[None]:
 
     OSError (for example an unwritable directory) is left to the caller to word.
     """
-    unique = {os.path.abspath(path): path for path in reversed(paths)}  # first spelling wins
+    unique = {  # the first spelling wins
+        os.path.realpath(path): path for path in reversed(paths) if _holds_an_export(path)
+    }
     with contextlib.ExitStack() as stack:
         for real, shown in reversed(unique.items()):
             stack.enter_context(_hold_one(real, shown))
         yield
+
+
+def _holds_an_export(path: str) -> bool:
+    """A regular file, a FIFO, or nothing yet: not a device."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # not there yet (or unreadable: locking it will say why)
+        return True
+    return stat.S_ISREG(mode) or stat.S_ISFIFO(mode)
 
 
 @contextlib.contextmanager
@@ -61,18 +86,24 @@ def _hold_one(path: str, shown: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LockedError(shown, lock_path(shown), _read_holder(fd)) from None
+            # Named as given, unless the name is a symlink: then where the lock really is.
+            lock = lock_path(path if os.path.islink(shown) else shown)
+            raise LockedError(shown, lock, *_read_holder(fd)) from None
         # Ours now: say who holds it, for the message of a run refused meanwhile.
+        started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()} {started}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing the descriptor drops the lock
 
 
-def _read_holder(fd: int) -> str:
+def _read_holder(fd: int) -> tuple[str, str, str]:
+    """``(pid, host, started)`` from a lock file; empty parts for what cannot be read (the
+    holder writing it this very moment, or a lock file of an older version: the pid alone)."""
     with contextlib.suppress(OSError):
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        if text.isdigit():
-            return text
-    return ""
+        pid, _, rest = os.pread(fd, 512, 0).decode("utf-8", "replace").strip().partition(" ")
+        host, _, started = rest.partition(" ")
+        if pid.isdigit():
+            return pid, host, started
+    return "", "", ""

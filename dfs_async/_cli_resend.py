@@ -28,8 +28,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
-import traceback
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -41,6 +39,7 @@ import dfs_async
 from dfs_async import FailedWebhook, WebhookResendOutcome
 
 from ._cli import (
+    DEFAULT_API,
     EMULATOR_RATE,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -62,12 +61,14 @@ from ._cli import (
     command_now,
     common_problem,
     credentials,
+    error_line,
     exclusive,
     field_names,
     interruptible,
     logger,
     open_client,
     parse_when_spec,
+    print_traceback,
     resolve_when,
     save_state,
 )
@@ -408,7 +409,7 @@ def resend_options(namespace: argparse.Namespace) -> ResendOptions:
         debug=values["debug"],
         login=values["login"],
         password_file=values["password_file"],
-        api=values["api"],
+        api=values["api"] or DEFAULT_API,
         base_url=values["base_url"],
         retries=values["retries"],
         emulate=values["emulate"],
@@ -612,16 +613,14 @@ def run(namespace: argparse.Namespace) -> int:
             resend.prepare()
             code = asyncio.run(_run_with_signals(resend))
     except KeyboardInterrupt:
-        if common.debug:
-            traceback.print_exc(file=sys.stderr)
+        print_traceback(common)
         code = EXIT_INTERRUPTED
     except Exception as exc:
-        if common.debug:
-            traceback.print_exc(file=sys.stderr)
+        print_traceback(common)
         code, message = classify(exc)
         if resend.found and not common.quiet:
             _say(resend.tally.summary(dry_run=options.dry_run))
-        _say(f"dfs-async: error: {message}{resend.in_flight_note()}")
+        _say(error_line(f"{message}{resend.in_flight_note()}", common))
         return code
     finally:
         logger.removeHandler(handler)

@@ -619,10 +619,11 @@ def test_help_says_dates_without_a_zone_are_utc_and_lists_exit_codes(tmp_path: P
         assert (
             "Exit codes: 0 done; 1 other failure (writing a file); 2 bad arguments or state "
             "file, or another run is writing the same -o or --state file; 3 authentication "
-            "failed (login or API password); 4 rate limit or server trouble that outlasted the "
-            "retries, or an unreadable reply; 5 the API refused the account (payment required, "
-            "cost limit, subscription, IP not whitelisted); 130 interrupted (Ctrl-C); 141 the "
-            "reader of standard output went away; 143 terminated (SIGTERM)."
+            "failed (login or API password, or the proxy's credentials); 4 rate limit or server "
+            "trouble that outlasted the retries, or an unreadable reply; 5 the API refused the "
+            "account (payment required, cost limit, subscription, IP not whitelisted); 130 "
+            "interrupted (Ctrl-C); 141 the reader of standard output went away; 143 terminated "
+            "(SIGTERM)."
         ) in text
 
 

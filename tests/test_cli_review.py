@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -31,6 +33,8 @@ from dfs_async.testing import Emulator, Fault
 
 PROXY_SECRET = "pr0xy-Secret"
 IN_USE = "; wait for it to end; two runs must not write one file\n"
+#: When the holder took the lock, as its message gives it (the real clock: any value).
+SINCE = r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} UTC"
 
 
 @pytest.fixture
@@ -78,12 +82,13 @@ async def test_a_second_run_on_the_same_export_is_refused_and_a_killed_holder_fr
         for second in (export, (*args, "-o", "out.jsonl"), (*args, "-o", "x", "--state", "s.json")):
             code, out, err = await run_cli_async(*second, cwd=tmp_path, env=api_env())
             held = "out.jsonl" if "out.jsonl" in second else "s.json"
-            assert (code, out, err) == (
-                2,
-                "",
-                f"dfs-async: error: {held} is in use by process {first.pid} "
-                f"(it holds {held}.lock){IN_USE}",
-            )
+            assert (code, out) == (2, "")
+            assert re.fullmatch(
+                f"dfs-async: error: {held} is in use by process {first.pid} on "
+                f"{re.escape(socket.gethostname())}, running since {SINCE} "
+                f"\\(it holds {held}.lock\\){re.escape(IN_USE)}",
+                err,
+            ), err
         assert len(emulator.requests) == calls  # refused before any call
         first.send_signal(signal.SIGKILL)
     finally:
@@ -280,6 +285,8 @@ def test_the_lock_file_names_its_holder(tmp_path: Path) -> None:
         with pytest.raises(_cli_lock.LockedError) as caught, _cli_lock.hold([str(tmp_path / "f")]):
             pass
         assert caught.value.holder == str(holder.pid)
+        assert caught.value.host == socket.gethostname()
+        assert re.fullmatch(SINCE, caught.value.started)
     finally:
         holder.kill()
         holder.wait()
@@ -322,5 +329,5 @@ async def test_proxy_option_routes_every_call_and_never_prints_its_credentials(
         f"ftp://agent:{PROXY_SECRET}@h", cwd=tmp_path, env=api_env(),
     )  # fmt: skip
     assert (code, out) == (2, "")
-    assert err.startswith("dfs-async: error: proxy must be an http:// or https:// URL")
+    assert err.startswith("dfs-async: error: --proxy must be an http:// or https:// URL")
     assert PROXY_SECRET not in err
