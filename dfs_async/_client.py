@@ -19,6 +19,7 @@ import aiohttp
 import attrs
 
 from . import _transport
+from ._calls import ensure_open
 from ._endpoints import Api
 from ._errors import (
     ClientClosedError,
@@ -282,8 +283,7 @@ class Client:
             )
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise ClientClosedError("the client is closed; streams cannot continue after aclose()")
+        ensure_open(self)
 
     # -- endpoints -------------------------------------------------------------------------
 
@@ -361,7 +361,7 @@ class Client:
             stats, **{name: getattr(stats, name) + value for name, value in changes.items()}
         )
 
-    async def _fetch(self, path: str, task: dict[str, Any]) -> RawPage:
+    async def _fetch(self, path: str, task: Mapping[str, Any]) -> RawPage:
         """One page: the reply is checked down to its result list; the pager builds the records."""
 
         def read(status: int, headers: Mapping[str, str], raw: bytes) -> RawPage:

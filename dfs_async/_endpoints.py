@@ -23,7 +23,7 @@ from ._resend import collect_failed_webhooks
 from ._webhooks import webhook_functions
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from ._calls import Calls
 
 __all__ = ["APIS", "MAX_PAGE_SIZE", "Api"]
 
@@ -122,7 +122,7 @@ def _next_second(value: datetime) -> datetime:
 class Api:
     """``id_list`` and ``errors`` of one API: ``client.backlinks``, ``client.api("serp")``."""
 
-    def __init__(self, client: Client, name: str) -> None:
+    def __init__(self, client: Calls, name: str) -> None:
         if name not in APIS:
             raise InvalidArgumentError(
                 f"unknown API {name!r}; these have id_list/errors: {', '.join(sorted(APIS))}"
