@@ -249,7 +249,7 @@ class Emulator:
     # -- HTTP ----------------------------------------------------------------------------------
 
     def _admit(
-        self, route: Route | None, path: str, authorized: bool, fault: Fault | None, now: float
+        self, target: Route | None, path: str, auth_ok: bool, fault: Fault | None, now: float
     ) -> bool:
         """Whether this request takes a slot in the window of its path."""
         if fault is not None:
@@ -260,7 +260,7 @@ class Emulator:
             if self._window is not None:
                 self._window.force(path, now)
             return True
-        if route is None or not authorized:
+        if target is None or not auth_ok:
             return False
         if self._window is None:
             return True
