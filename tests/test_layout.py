@@ -15,8 +15,9 @@ import dfs_async.testing
 TESTING = Path(dfs_async.testing.__file__).resolve().parent
 MODULES = sorted(TESTING.glob("*.py"))
 
-#: The client's private modules the emulator may import: the rules both must read alike.
-SHARED = frozenset({"dfs_async._calendar"})
+#: The client's private modules the emulator may import: the rules both must read alike (the
+#: reach of a window; a CALLS/SECONDS rate, which `python -m dfs_async.testing` reads).
+SHARED = frozenset({"dfs_async._calendar", "dfs_async._ratespec"})
 #: The rooms that decide (no aiohttp, directly or through a sibling).
 PURE = ("_calendar", "_data", "_datasets", "_requests", "_responses", "_window")
 

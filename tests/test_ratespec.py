@@ -90,9 +90,13 @@ def test_the_module_imports_only_the_standard_library_and_the_errors() -> None:
     assert relative <= {"_errors"}
 
 
-@pytest.mark.parametrize("path", ["dfs_async/testing/__main__.py", "examples/redis_workers.py"])
+@pytest.mark.parametrize(
+    "path",
+    ["dfs_async/cli/parser.py", "dfs_async/testing/__main__.py", "examples/redis_workers.py"],
+)
 def test_the_emulator_module_and_the_examples_use_it(path: str) -> None:
-    """No second CALLS/SECONDS parser: these import parse_rate and split no rate themselves."""
+    """No second CALLS/SECONDS parser: the CLI, the emulator's module and the example import
+    parse_rate and split no rate themselves."""
     source = (ROOT / path).read_text()
     tree = ast.parse(source)
     names = {
