@@ -99,3 +99,17 @@ def test_the_errors_module_imports_only_the_standard_library() -> None:
     }
     assert imported <= set(sys.stdlib_module_names)
     assert not any(isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(tree))
+
+
+def test_the_command_line_still_calls_a_malformed_reply_unreadable() -> None:
+    """Now a TransportError, a body that is not JSON is still worded as a reply, exit 4."""
+    from dfs_async.cli.exits import classify
+
+    error = dfs_async.MalformedResponseError(
+        "expected a JSON envelope", endpoint="/v3/backlinks/id_list", http_status=200, raw="<html>"
+    )
+    assert classify(error) == (
+        4,
+        "the API sent a reply that cannot be read: expected a JSON envelope (HTTP 200): "
+        "'<html>' (/v3/backlinks/id_list)",
+    )

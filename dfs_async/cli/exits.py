@@ -75,6 +75,7 @@ def classify(exc: BaseException) -> tuple[int, str]:
         DecodeError,
         InvalidArgumentError,
         InvalidRequestError,
+        MalformedResponseError,
         RateLimitedError,
         ServerError,
         TransportError,
@@ -105,9 +106,9 @@ def classify(exc: BaseException) -> tuple[int, str]:
         return EXIT_UNAVAILABLE, f"still rate limited after retrying: {exc}"
     if isinstance(exc, ServerError):
         return EXIT_UNAVAILABLE, f"server trouble outlasted the retries: {exc}"
-    if isinstance(exc, TransportError):
+    if isinstance(exc, TransportError) and not isinstance(exc, MalformedResponseError):
         return EXIT_UNAVAILABLE, f"no answer from the API after retrying: {exc}"
-    if isinstance(exc, DecodeError):
+    if isinstance(exc, (DecodeError, MalformedResponseError)):
         return EXIT_UNAVAILABLE, f"the API sent a reply that cannot be read: {exc}"
     if isinstance(exc, APIError):
         return EXIT_UNAVAILABLE, f"the API answered with an error: {exc}"
