@@ -65,8 +65,8 @@ class DataForSEOError(Exception):
     rate limits and server errors; False for everything else, which retrying cannot fix.
     """
 
-    #: Whether the client retries a call that failed with this error (a class attribute).
     retryable: bool = False
+    """Whether the client retries a call that failed with this error (set on each class)."""
 
 
 class InvalidArgumentError(DataForSEOError, ValueError):
