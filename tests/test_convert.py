@@ -177,3 +177,16 @@ def test_an_offset_datetime_becomes_utc() -> None:
     record = structure_records([item], dfs_async.TaskError)[0]
     assert record.datetime == datetime(2026, 11, 1, 10, 34, 56, tzinfo=UTC)
     assert record.datetime.tzinfo is UTC
+
+
+@pytest.mark.parametrize("metadata", [{"a": [1]}, None, "absent"])
+def test_metadata_given_null_or_absent(metadata: Any) -> None:
+    """An entry's metadata is kept as sent, None when null or absent; no other field moves."""
+    item = dict(GOOD[dfs_async.TaskId])
+    if metadata == "absent":
+        del item["metadata"]
+    else:
+        item["metadata"] = metadata
+    record = structure_records([item], dfs_async.TaskId)[0]
+    assert record.metadata == (None if metadata == "absent" else metadata)
+    assert record == detailed(item, dfs_async.TaskId)
