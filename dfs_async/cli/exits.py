@@ -14,7 +14,17 @@ import sys
 #: take any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .options import Options
+    from typing import Protocol
+
+    class Options(Protocol):
+        """What the closing lines read of the options (`dfs_async.cli.options.Options` has it;
+        a protocol, so that this module, which that one imports, imports nothing back)."""
+
+        @property
+        def debug(self) -> bool: ...
+        @property
+        def proxy(self) -> str | None: ...
+
 
 __all__ = ["CliError", "classify", "cli_wording", "error_line", "print_traceback", "say"]
 
