@@ -32,6 +32,11 @@ ROWS = [
     "memory.peak_1m_vs_10k",
     "pipelining.prefetch1",
     "pipelining.prefetch0",
+    "cli.startup.help",
+    "cli.startup.version",
+    "cli.startup.usage_error",
+    "cli.jsonl.orjson",
+    "cli.jsonl.fallback_worst",
 ]
 
 
