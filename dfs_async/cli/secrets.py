@@ -6,9 +6,7 @@ every line the CLI writes (errors, log lines, tracebacks) passes through `redact
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import urllib.parse
 from collections.abc import Mapping, Sequence
 
 __all__ = ["argument_secrets", "proxy_secrets", "redact", "userinfo"]
@@ -40,6 +38,10 @@ def proxy_secrets(proxy: str | None, environ: Mapping[str, str]) -> tuple[str, .
         credentials = None if url is None else userinfo(url)
         if not credentials:
             continue
+        # Only now: an argument error (no credentials anywhere) must not wait for these.
+        import base64
+        import urllib.parse
+
         user, colon, password = credentials.partition(":")
         secret = password if colon else user
         found.update({secret, urllib.parse.unquote(secret)})
