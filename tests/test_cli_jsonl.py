@@ -223,3 +223,29 @@ def test_a_long_page_of_boundary_lookalikes_keeps_one_record_a_line() -> None:
 def test_an_empty_page_writes_nothing() -> None:
     """No records, no bytes, on either path."""
     assert jsonl_bytes([]) == b"" == jsonl_lines([]).encode("utf-8")
+
+
+@attrs.frozen
+class Nested:
+    """A record whose field's annotation names no float, Mapping or Any, yet holds objects."""
+
+    id: str
+    rows: list[dict[str, str]]
+
+
+#: A record of fields without annotations (field.type is None).
+Untyped = attrs.make_class("Untyped", ["id", "rows"], frozen=True)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        Nested(id="r", rows=[{"id": "a"}, {"id": "b"}]),
+        Untyped(id="r", rows=[{"id": "a"}, {"id": "b"}]),
+    ],
+)
+def test_objects_inside_a_field_of_any_annotation_stay_on_the_records_line(
+    record: attrs.AttrsInstance,
+) -> None:
+    """},{"id": inside a nested value is not a row boundary: one line, the stdlib's bytes."""
+    assert jsonl_bytes([record, record]) == jsonl_lines([record, record]).encode("utf-8")

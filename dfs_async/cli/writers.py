@@ -105,19 +105,27 @@ class _Layout:
     def of(cls, record_type: type[attrs.AttrsInstance]) -> _Layout:
         fields = attrs.fields(record_type)
         names = tuple(field.name for field in fields)
-        # Annotations are text here (postponed); a str, int, bool or datetime field needs no
-        # look: orjson writes those as json does, or refuses them (then the stdlib writes).
+        # Only a field annotated str, int, bool or None alone needs no look: orjson writes
+        # those as json does, or refuses them (then the stdlib writes). Any other annotation
+        # (a float, a datetime, a list of objects, none at all) may hold what orjson spells
+        # otherwise or an object whose },{"KEY": would look like a row boundary.
         checked = tuple(
-            index
-            for index, field in enumerate(fields)
-            if any(
-                word in str(field.type)
-                for word in ("float", "datetime", "Mapping", "Any", "object")
-            )
+            index for index, field in enumerate(fields) if not _plain_annotation(field.type)
         )
         # attrgetter of one name returns the value itself, not a 1-tuple.
         values = operator.attrgetter(*names) if len(names) > 1 else _one(names[0])
         return cls(names, values, checked)
+
+
+#: The annotations (as text, postponed, or as types) of fields that need no look.
+_PLAIN = frozenset({"str", "int", "bool", "None", str, int, bool, type(None)})
+
+
+def _plain_annotation(annotation: object) -> bool:
+    """Whether a field so annotated holds only what orjson writes as json does."""
+    if isinstance(annotation, str):
+        return all(part.strip() in _PLAIN for part in annotation.split("|"))
+    return annotation in _PLAIN
 
 
 def _one(name: str) -> Callable[[Any], tuple[Any, ...]]:
