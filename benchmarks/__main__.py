@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from . import cli, decode, memory, pipelining, quota, stream
 from ._common import Row, machine
@@ -61,6 +62,20 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join(line.rstrip() for line in text)
 
 
+def _merged(path: Path, report: dict[str, Any], only: str) -> dict[str, Any]:
+    """`report` of one benchmark laid into the results already in `path` (of the same kind,
+    smoke or full): that benchmark's rows are replaced, every other row is kept as measured."""
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return report
+    if not isinstance(previous, dict) or previous.get("smoke") != report["smoke"]:
+        return report
+    kept = [row for row in previous.get("rows", []) if not row["name"].startswith(f"{only}.")]
+    seconds = {**previous.get("seconds", {}), **report["seconds"]}
+    return {**report, "seconds": seconds, "rows": kept + report["rows"]}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmarks asked for; 0 unless `--strict` and a target was missed."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
@@ -86,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds": timings,
         "rows": [row.to_json() for row in rows],
     }
+    if args.only:
+        report = _merged(args.output, report, args.only)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     failed = [row.name for row in rows if row.passed is False]
     if failed:

@@ -119,7 +119,9 @@ if not TYPE_CHECKING:  # mypy sees the imports above; a typo in a user's import 
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    # What a plain module lists (its own dunders, __all__, the submodules imported so far)
+    # plus the names not loaded yet: pydoc and completion read dir(), not __all__.
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [

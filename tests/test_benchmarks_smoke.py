@@ -32,6 +32,11 @@ ROWS = [
     "memory.peak_1m_vs_10k",
     "pipelining.prefetch1",
     "pipelining.prefetch0",
+    "cli.startup.help",
+    "cli.startup.version",
+    "cli.startup.usage_error",
+    "cli.jsonl.orjson",
+    "cli.jsonl.fallback_worst",
 ]
 
 
@@ -52,3 +57,31 @@ def test_smoke_run_prints_and_writes_every_row(tmp_path: Path) -> None:
     report = json.loads(output.read_text())
     assert report["smoke"] is True
     assert [row["name"] for row in report["rows"]] == ROWS
+
+
+def test_one_benchmark_rerun_keeps_the_others_rows(tmp_path: Path) -> None:
+    """`--only cli` replaces the cli rows of the results file and keeps every other row."""
+    output = tmp_path / "results.json"
+    other = {"name": "decode.id_list.vs_msgspec", "measured": 1.0}
+    stale = {"name": "cli.startup.help", "measured": 99.0}
+    output.write_text(
+        json.dumps(
+            {"smoke": True, "machine": {}, "seconds": {"decode": 5.0}, "rows": [other, stale]}
+        )
+    )
+    done = subprocess.run(  # noqa: S603 - our own interpreter running our own module
+        [sys.executable, "-m", "benchmarks", "--smoke", "--only", "cli", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(output.read_text())
+    assert [row["name"] for row in report["rows"]] == [
+        "decode.id_list.vs_msgspec",
+        *(name for name in ROWS if name.startswith("cli.")),
+    ]
+    assert report["rows"][0] == other
+    assert set(report["seconds"]) == {"decode", "cli"}

@@ -238,6 +238,34 @@ def test_a_bad_proxy_is_exit_2_without_its_password(
     assert "hunter2" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["id-list", "--from", "30d", "--p=http://puser:hunter2@proxy.example:3128"],
+            "ambiguous option: --p=http://puser:***@proxy.example:3128 could match --page-size, "
+            "--password-file, --proxy (see 'dfs-async id-list --help')",
+        ),
+        (
+            ["resend-webhooks", "--p=http://puser:hunter2@proxy.example:3128"],
+            "ambiguous option: --p=http://puser:***@proxy.example:3128 could match "
+            "--password-file, --proxy (see 'dfs-async resend-webhooks --help')",
+        ),
+        (
+            ["errors", "http://puser:hunter2@proxy.example:3128"],
+            "unrecognized arguments: http://puser:***@proxy.example:3128 (see 'dfs-async --help')",
+        ),
+    ],
+)
+def test_an_argument_error_quoting_a_proxy_hides_its_password(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    """argparse quotes the argument it cannot place: a proxy's password in it is ***."""
+    result = run_cli(*args, cwd=tmp_path, env=env())
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"dfs-async: error: {message}\n"
+
+
 def test_the_help_names_proxy(tmp_path: Path) -> None:
     """--help of id-list shows --proxy and says its credentials are never printed."""
     result = run_cli("id-list", "--help", cwd=tmp_path)

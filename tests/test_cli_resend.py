@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
@@ -564,3 +565,58 @@ def test_the_runs_repr_never_shows_the_password() -> None:
     assert isinstance(namespace, argparse.Namespace)
     run = Resend(resend_options(namespace), credentials=(LOGIN, PASSWORD))
     assert PASSWORD not in repr(run)
+
+
+def run_into_a_closed_pipe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the CLI with standard output a pipe nobody reads any more (`| head -c0`)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(  # noqa: S603 -- our own interpreter and module
+            [sys.executable, "-m", "dfs_async", *args],
+            cwd=cwd,
+            env=env(),
+            stdin=subprocess.DEVNULL,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+
+
+def test_an_export_into_a_closed_pipe_is_exit_141(tmp_path: Path) -> None:
+    """id-list | (gone): exit 141, and no error line beyond the demo's notice."""
+    result = run_into_a_closed_pipe("id-list", "--emulate", "--from", "30d", cwd=tmp_path)
+    assert result.returncode == 141
+    assert [line.split(":")[0] for line in result.stderr.splitlines()] == ["emulator"]
+
+
+def test_resend_into_a_closed_pipe_is_exit_141_and_names_the_call_in_flight(
+    tmp_path: Path,
+) -> None:
+    """resend-webhooks | (gone): exit 141 as an export, not 'cannot lock: Broken pipe' (1)."""
+    result = run_into_a_closed_pipe("resend-webhooks", "--emulate", cwd=tmp_path)
+    assert result.returncode == 141
+    assert result.stderr.splitlines()[1:] == [
+        "dfs-async: error: the reader of standard output went away; the call in flight "
+        "(100 ids) may have been delivered"
+    ]
+
+
+def test_an_os_error_inside_the_run_is_not_called_a_lock_failure(tmp_path: Path) -> None:
+    """exclusive() words only its own failures: an OSError from the block passes through."""
+    from dfs_async.cli.locks import exclusive
+
+    with pytest.raises(BrokenPipeError), exclusive(str(tmp_path / "out.jsonl")):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_the_resend_help_lists_exit_141(capsys: pytest.CaptureFixture[str]) -> None:
+    """resend-webhooks --help names 141 among its exit codes, as the export commands do."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["resend-webhooks", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "130 interrupted (Ctrl-C); 141 the reader of standard output went away; 143 " in text

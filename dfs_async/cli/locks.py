@@ -114,11 +114,14 @@ def _read_holder(fd: int) -> tuple[str, str, str]:
 @contextlib.contextmanager
 def exclusive(*paths: str | None) -> Iterator[None]:
     """Hold the locks of the files a run writes; CliError (exit 2) if another run holds one."""
-    try:
-        with hold([path for path in paths if path is not None]):
-            yield
-    except LockedError as exc:
-        raise CliError(EXIT_USAGE, f"{exc}; two runs must not write one file") from None
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        raise CliError(EXIT_FAILURE, f"cannot lock: {where}{exc.strerror or exc}") from None
+    with contextlib.ExitStack() as stack:
+        # Only taking the locks is worded here: an OSError of the block itself (a closed
+        # standard output) is the caller's to handle, not a "cannot lock".
+        try:
+            stack.enter_context(hold([path for path in paths if path is not None]))
+        except LockedError as exc:
+            raise CliError(EXIT_USAGE, f"{exc}; two runs must not write one file") from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise CliError(EXIT_FAILURE, f"cannot lock: {where}{exc.strerror or exc}") from None
+        yield

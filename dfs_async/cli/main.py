@@ -7,6 +7,7 @@ argument error answer at once (benchmarks/cli_startup.py measures it).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -31,12 +32,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _refuse(exc: CliError, argv: Sequence[str] | None) -> int:
+    """The one error line of a refused command, and its exit code. An argument error quotes
+    the argument, which may be a proxy URL with its password: that is taken out."""
+    from .secrets import argument_secrets, redact
+
+    args = sys.argv[1:] if argv is None else argv
+    say("dfs-async: error: " + redact(exc.message, argument_secrets(args, os.environ)))
+    return exc.code
+
+
 def _command(argv: Sequence[str] | None) -> int:
     try:
         namespace = build_parser().parse_args(argv)
     except CliError as exc:
-        say(f"dfs-async: error: {exc.message}")
-        return exc.code
+        return _refuse(exc, argv)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     # Only now, with well-formed arguments, the client and the rest: --help did not wait.
@@ -46,8 +56,7 @@ def _command(argv: Sequence[str] | None) -> int:
         try:
             return run(namespace)
         except CliError as exc:
-            say(f"dfs-async: error: {exc.message}")
-            return exc.code
+            return _refuse(exc, argv)
     from .export import Export, run_export
     from .files import check_files
     from .locks import exclusive
@@ -59,8 +68,7 @@ def _command(argv: Sequence[str] | None) -> int:
         options = options_from(namespace)
         state_file = check_files(options)
     except CliError as exc:
-        say(f"dfs-async: error: {exc.message}")
-        return exc.code
+        return _refuse(exc, argv)
     counters = Counters()
     display = Display(counters, enabled=sys.stderr.isatty() and not options.quiet)
     handler = configure_logging(options, display)
@@ -68,7 +76,6 @@ def _command(argv: Sequence[str] | None) -> int:
         with exclusive(options.output, options.state):
             return run_export(Export(options, counters, display, state_file))
     except CliError as exc:
-        say(f"dfs-async: error: {exc.message}")
-        return exc.code
+        return _refuse(exc, argv)
     finally:
         logger.removeHandler(handler)

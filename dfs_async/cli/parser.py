@@ -40,7 +40,8 @@ RESEND_EXIT_CODES_HELP = (
     "authentication failed (login or API password); 4 rate limit or server trouble that "
     "outlasted the retries, or an unreadable reply; 5 the API refused the account (payment, "
     "cost limit, subscription, IP not whitelisted); 6 with --strict, some ids were refused; "
-    "130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
+    "130 interrupted (Ctrl-C); 141 the reader of standard output went away; 143 terminated "
+    "(SIGTERM)."
 )
 
 

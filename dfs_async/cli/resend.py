@@ -41,6 +41,7 @@ from dfs_async import FailedWebhook
 from .account import credentials
 from .emulate import EMULATOR_RATE, REAL_RATE, command_now
 from .exits import (
+    EXIT_BROKEN_PIPE,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
@@ -60,7 +61,7 @@ from .progress import Counters, Display, plural
 from .resend_rules import LEDGER_REACH, Ledger, ResendRow, Tally, resolve
 from .signals import interruptible
 from .state import save_state
-from .writers import Output, field_names
+from .writers import Output, field_names, silence_stdout
 
 __all__ = ["Resend", "resend_options", "run"]
 
@@ -307,6 +308,12 @@ def run(namespace: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print_traceback(common)
         code = EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of stdout went away: 141, as an export says it
+        silence_stdout()
+        note = resend.in_flight_note()
+        if note:
+            say(f"dfs-async: error: the reader of standard output went away{note}")
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         print_traceback(common)
         code, message = classify(exc)

@@ -6,12 +6,10 @@ every line the CLI writes (errors, log lines, tracebacks) passes through `redact
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import urllib.parse
 from collections.abc import Mapping, Sequence
 
-__all__ = ["proxy_secrets", "redact", "userinfo"]
+__all__ = ["argument_secrets", "proxy_secrets", "redact", "userinfo"]
 
 _PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
 
@@ -40,6 +38,10 @@ def proxy_secrets(proxy: str | None, environ: Mapping[str, str]) -> tuple[str, .
         credentials = None if url is None else userinfo(url)
         if not credentials:
             continue
+        # Only now: an argument error (no credentials anywhere) must not wait for these.
+        import base64
+        import urllib.parse
+
         user, colon, password = credentials.partition(":")
         secret = password if colon else user
         found.update({secret, urllib.parse.unquote(secret)})
@@ -48,6 +50,20 @@ def proxy_secrets(proxy: str | None, environ: Mapping[str, str]) -> tuple[str, .
             with contextlib.suppress(UnicodeEncodeError):
                 found.add(base64.b64encode(pair.encode(encoding)).decode("ascii"))
     return tuple(sorted((text for text in found if text), key=len, reverse=True))
+
+
+def argument_secrets(args: Sequence[str], environ: Mapping[str, str]) -> tuple[str, ...]:
+    """`proxy_secrets` of every URL among the command line's arguments, and the environment's.
+
+    Before the arguments are parsed, --proxy is not known, and argparse quotes whichever
+    argument it cannot place (``ambiguous option: --p=http://user:pw@host``, a stray URL), so
+    every argument holding a URL counts as a proxy.
+    """
+    found = set(proxy_secrets(None, environ))
+    for arg in args:
+        if "://" in arg:  # userinfo() reads from the scheme on: --p=http://u:p@h is found too
+            found.update(proxy_secrets(arg, {}))
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:

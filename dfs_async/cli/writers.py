@@ -16,7 +16,7 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO
 
 import attrs
@@ -72,9 +72,10 @@ def jsonl_bytes(records: Sequence[attrs.AttrsInstance]) -> bytes:
 
     orjson writes what ``json.dumps(ensure_ascii=False, separators=(",", ":"))`` writes for
     strings, integers, booleans, null and floats from 1e-4 to 1e16; outside that range it
-    spells floats differently (``1e-5`` for ``1e-05``), so a page holding such a float, or a
-    nested value (metadata), or anything orjson refuses (an integer beyond 64 bits, a lone
-    surrogate), is written by the standard library instead: the output never depends on
+    spells floats differently (``1e-5`` for ``1e-05``) and cuts an offset of seconds to
+    minutes, so a page holding such a float or datetime, or a nested value (metadata), or
+    anything orjson refuses (an integer beyond 64 bits, a lone surrogate), is written by the
+    standard library instead: the output never depends on
     which encoder ran (tests/test_cli_jsonl.py compares the two on generated records).
     """
     if _orjson is not None and records:
@@ -96,28 +97,49 @@ class _Layout:
 
     names: tuple[str, ...]
     values: Callable[[Any], tuple[Any, ...]]
-    #: The fields that may hold a float orjson spells otherwise, or a nested value.
+    #: The fields that may hold a float orjson spells otherwise, a nested value, or a
+    #: datetime whose offset orjson would cut to minutes.
     checked: tuple[int, ...]
 
     @classmethod
     def of(cls, record_type: type[attrs.AttrsInstance]) -> _Layout:
         fields = attrs.fields(record_type)
         names = tuple(field.name for field in fields)
-        # Annotations are text here (postponed); a str, int, bool or datetime field needs no
-        # look: orjson writes those as json does, or refuses them (then the stdlib writes).
+        # Only a field annotated str, int, bool or None alone needs no look: orjson writes
+        # those as json does, or refuses them (then the stdlib writes). Any other annotation
+        # (a float, a datetime, a list of objects, none at all) may hold what orjson spells
+        # otherwise or an object whose },{"KEY": would look like a row boundary.
         checked = tuple(
-            index
-            for index, field in enumerate(fields)
-            if any(word in str(field.type) for word in ("float", "Mapping", "Any", "object"))
+            index for index, field in enumerate(fields) if not _plain_annotation(field.type)
         )
-        return cls(names, operator.attrgetter(*names), checked)
+        # attrgetter of one name returns the value itself, not a 1-tuple.
+        values = operator.attrgetter(*names) if len(names) > 1 else _one(names[0])
+        return cls(names, values, checked)
+
+
+#: The annotations (as text, postponed, or as types) of fields that need no look.
+_PLAIN = frozenset({"str", "int", "bool", "None", str, int, bool, type(None)})
+
+
+def _plain_annotation(annotation: object) -> bool:
+    """Whether a field so annotated holds only what orjson writes as json does."""
+    if isinstance(annotation, str):
+        return all(part.strip() in _PLAIN for part in annotation.split("|"))
+    return annotation in _PLAIN
+
+
+def _one(name: str) -> Callable[[Any], tuple[Any, ...]]:
+    get = operator.attrgetter(name)
+    return lambda record: (get(record),)
 
 
 _LAYOUTS: dict[type, _Layout] = {}
 
 
-#: Values orjson writes as json does, besides floats in range (and None).
+#: Values orjson writes as json does, besides floats in range, datetimes (and None).
 _SCALARS = frozenset({str, int, bool})
+_UTC = timezone.utc
+_MINUTE = timedelta(minutes=1)
 
 
 def _orjson_lines(records: Sequence[attrs.AttrsInstance]) -> bytes | None:
@@ -137,6 +159,10 @@ def _orjson_lines(records: Sequence[attrs.AttrsInstance]) -> bytes | None:
             if type(value) is float:
                 if not (value == 0.0 or 1e-4 <= abs(value) < 1e16):
                     return None  # orjson spells it otherwise (1e-5, 1e16, NaN)
+            elif type(value) is datetime:
+                # isoformat writes an offset's seconds (+05:30:15), orjson only +HH:MM.
+                if value.tzinfo is not _UTC and (value.utcoffset() or _MINUTE) % _MINUTE:
+                    return None
             elif value is not None and type(value) not in _SCALARS:
                 return None  # nested (metadata): the stdlib writes it
         rows.append(dict(zip(names, values)))  # noqa: B905 -- one record's own fields
