@@ -68,6 +68,21 @@ class DataForSEOError(Exception):
     retryable: bool = False
     """Whether the client retries a call that failed with this error (set on each class)."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exception pickles as cls(*args), which the keyword-only constructors refuse: rebuild
+        # from the message and the attributes instead (pickle, copy, a process pool's result).
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(
+    cls: type[DataForSEOError], args: tuple[object, ...], state: dict[str, object]
+) -> DataForSEOError:
+    """An error as `DataForSEOError.__reduce__` took it apart, without its constructor."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidArgumentError(DataForSEOError, ValueError):
     """An argument cannot be sent; raised before any network call."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 
 import dfs_async
@@ -113,3 +116,55 @@ def test_the_command_line_still_calls_a_malformed_reply_unreadable() -> None:
         "the API sent a reply that cannot be read: expected a JSON envelope (HTTP 200): "
         "'<html>' (/v3/backlinks/id_list)",
     )
+
+
+#: One instance of each class, as the client raises them.
+INSTANCES: list[Exception] = [
+    dfs_async.DataForSEOError("base"),
+    dfs_async.InvalidArgumentError("page_size must be 1..1000"),
+    dfs_async.ClientClosedError("the client is closed"),
+    dfs_async.TransportError("connection reset", endpoint="/v3/backlinks/id_list"),
+    dfs_async.RequestTimeoutError("no reply in 30 s", endpoint="/v3/backlinks/id_list"),
+    dfs_async.MalformedResponseError(
+        "not JSON", endpoint="/v3/backlinks/id_list", http_status=502, raw="<html>"
+    ),
+    dfs_async.DecodeError("bad", endpoint="/v3/backlinks/id_list", path="$.tasks", raw="[]"),
+    dfs_async.ReplyTooLargeError(
+        "too large", endpoint="/v3/backlinks/id_list", http_status=200, limit=10, raw="x" * 11
+    ),
+    dfs_async.APIError(
+        status_code=40501, status_message="Invalid Field", http_status=200, endpoint="/v3/x"
+    ),
+    dfs_async.AuthenticationError(
+        status_code=40100, status_message="Not authorized", http_status=401, endpoint="/v3/x"
+    ),
+    dfs_async.InvalidRequestError(
+        status_code=40503, status_message="POST Data Is Invalid", http_status=200, endpoint="/x"
+    ),
+    dfs_async.RateLimitedError(
+        status_code=40202,
+        status_message="Rate limit",
+        http_status=429,
+        endpoint="/v3/x",
+        retry_after=12.5,
+    ),
+    dfs_async.ServerError(
+        status_code=50000, status_message="Internal Error", http_status=500, endpoint="/v3/x"
+    ),
+    dfs_async.RedisBackendError("NOSCRIPT", url="redis://127.0.0.1:6379/0"),
+    dfs_async.RedisUnavailableError("unreachable", url="redis://127.0.0.1:6379/0"),
+]
+
+
+def test_the_instances_cover_every_class() -> None:
+    """One instance of each public error class, no class left out."""
+    assert {type(error) for error in INSTANCES} == set(HIERARCHY)
+
+
+@pytest.mark.parametrize("error", INSTANCES, ids=lambda error: type(error).__name__)
+def test_every_error_pickles_and_copies_whole(error: Exception) -> None:
+    """pickle and copy give the same class, message and attributes (a process pool's result)."""
+    copies = (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error))  # noqa: S301
+    for twin in copies:
+        assert type(twin) is type(error)
+        assert (str(twin), twin.args, vars(twin)) == (str(error), error.args, vars(error))
