@@ -81,7 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds (CI)")
     parser.add_argument("--only", choices=sorted(BENCHMARKS), help="run one benchmark")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="where to write the JSON (default benchmarks/results.json; with --smoke, nowhere: "
+        "tiny sizes must not replace the committed figures)",
+    )
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 when a target is missed (default: report)"
     )
@@ -101,9 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds": timings,
         "rows": [row.to_json() for row in rows],
     }
-    if args.only:
-        report = _merged(args.output, report, args.only)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    output = args.output or (None if args.smoke else RESULTS)
+    if output is not None:
+        if args.only:
+            report = _merged(output, report, args.only)
+        output.write_text(json.dumps(report, indent=2) + "\n")
     failed = [row.name for row in rows if row.passed is False]
     if failed:
         print(f"targets missed: {', '.join(failed)}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 The argument parser needs only the standard library; the client and everything else are
 imported once the arguments are known to be well formed, so `--help`, `--version` and an
-argument error answer at once (benchmarks/cli_startup.py measures it).
+argument error answer at once (benchmarks/cli.py measures it).
 """
 
 from __future__ import annotations
