@@ -250,7 +250,8 @@ def follow_ids(
             cursor=int(datetime_from.timestamp()),
             lookback=back,
         )
-    return Follower(api=api, rules=IdListRules(state), poll_interval=interval, earliest=months)
+    rules = IdListRules(state, interval=max(1, round(interval)))
+    return Follower(api=api, rules=rules, poll_interval=interval, earliest=months)
 
 
 def follow_errors(
