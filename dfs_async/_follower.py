@@ -58,6 +58,12 @@ class Follower(AsyncIterator[R], Generic[R]):
         self._poll_interval = poll_interval
         self._earliest = earliest
         self._iterator: AsyncGenerator[R, None] | None = None
+        #: The task inside `__anext__` (waiting for a poll or a call), if any; `aclose` from
+        #: another task cancels it there, and the consumer sees the end of the iteration.
+        self._inside: asyncio.Task[object] | None = None
+        self._left = asyncio.Event()
+        self._closing = False
+        self._closed = False
         #: Calls of the last finished poll, and of every poll so far.
         self.last_poll_calls = 0
         self.calls = 0
@@ -75,13 +81,38 @@ class Follower(AsyncIterator[R], Generic[R]):
         return self
 
     async def __anext__(self) -> R:
+        if self._closed:
+            raise StopAsyncIteration
         if self._iterator is None:
             self._iterator = self._run()
-        return await self._iterator.__anext__()
+        task = asyncio.current_task()
+        self._inside = task
+        self._left.clear()
+        try:
+            return await self._iterator.__anext__()
+        except asyncio.CancelledError:
+            # Cancelled by our own aclose() from another task, and by nothing else: the
+            # iteration ends for this consumer instead (the generator is closed by now).
+            if self._closing and task is not None and task.uncancel() == 0:
+                raise StopAsyncIteration from None
+            raise
+        finally:
+            self._inside = None
+            self._left.set()
 
     async def aclose(self) -> None:
-        """Stop following and cancel the call in flight, if any. Idempotent."""
-        if self._iterator is not None:
+        """Stop following and cancel the call in flight, if any. Idempotent.
+
+        From another task too (a shutdown handler): a consumer waiting in ``async for`` for
+        the next poll or a call sees the iteration end.
+        """
+        self._closed = True
+        inside = self._inside
+        if inside is not None and inside is not asyncio.current_task():
+            self._closing = True
+            inside.cancel()
+            await self._left.wait()
+        elif self._iterator is not None:
             await self._iterator.aclose()
 
     async def __aenter__(self) -> Follower[R]:
