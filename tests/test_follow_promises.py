@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from test_follow import ERRORS, ID_LIST, SETTLE, START, entry_of, version
+from test_secrets import FORBIDDEN
 
 import dfs_async
 from dfs_async import FollowState
 from dfs_async.testing import Emulator, Fault, Live
-from tests.test_follow import ERRORS, ID_LIST, SETTLE, START, entry_of, version
-from tests.test_secrets import FORBIDDEN
 
 LOGIN = "worker@example.com"
 PASSWORD = "Pa55-w0rd-that-must-never-leak"
