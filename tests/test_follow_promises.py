@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import datetime, timedelta
+import os
+import shutil
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from test_follow import ERRORS, ID_LIST, SETTLE, START, entry_of, version
+from test_redis import RedisServer, free_port, load_example
 from test_secrets import FORBIDDEN
 
 import dfs_async
@@ -18,6 +21,7 @@ from dfs_async.testing import Emulator, Fault, Live
 
 LOGIN = "worker@example.com"
 PASSWORD = "Pa55-w0rd-that-must-never-leak"
+UTC = timezone.utc
 
 #: Every transient fault a poll can meet; each is retried by the client, inside the poll.
 TRANSIENT = [
@@ -293,3 +297,119 @@ async def test_no_secret_in_repr_state_or_log_lines(caplog: pytest.LogCaptureFix
         "<Follower /v3/backlinks/errors polls=3>",
     ]
     assert "poll 2 took" in caplog.text
+
+
+def export_bound(calls: int, rate: int = 10, period: float = 60.0) -> float:
+    """The least time from the first to the last of `calls` calls on an idle quota."""
+    return (-(-calls // rate) - 1) * period
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("window_on", ["posted", "done"])
+async def test_a_follow_beside_a_full_export_on_one_client_slows_it_by_its_own_calls(
+    window_on: str,
+) -> None:
+    """An export of 48 h beside a follow: no rejection, at most 10 a minute, and the export ends
+    no later than if the follow's calls in its span had been its own."""
+    live = Live(start=START, seed=10, window_on=window_on)
+    async with Emulator(LOGIN, PASSWORD, live=live) as emu:
+        live.elapsed()
+        await asyncio.sleep(48 * 3600)
+        loop = asyncio.get_running_loop()
+        async with client_for(emu, live) as client:
+            follower = client.backlinks.follow_ids(live.now() - timedelta(minutes=10))
+            log: list[Any] = []
+            following = asyncio.create_task(consume(follower, log, [None], "ids"))
+            await asyncio.sleep(150)  # three polls: the follow is in its steady state
+            end = live.now() - timedelta(hours=1)
+            started = loop.time()
+            exported = [task.id async for task in client.backlinks.id_list(START, end)]
+            await asyncio.sleep(120)
+            await follower.aclose()
+            await following
+    stamp = START.strftime("%Y-%m-%d %H:%M:%S +00:00")
+    export = [r for r in emu.requests if r.path == ID_LIST and r.body[0]["datetime_from"] == stamp]
+    others = [r for r in emu.requests if r not in export]
+    first, last = export[0].time, export[-1].time
+    beside = [r for r in others if first - 60.0 < r.time <= last]
+    assert len(exported) == len(set(exported)) > 30_000
+    assert len(export) == len(exported) // 1000 + 1
+    assert {r.status_code for r in emu.requests} == {20000}
+    assert emu.max_calls_in_window(ID_LIST, 60.0) <= 10
+    assert 0 < len(beside) < len(export)
+    assert first - started < 1.0
+    assert last - first <= export_bound(len(export) + len(beside))
+    assert len(log) == len(set(log))
+
+
+async def test_a_follow_and_an_export_in_another_process_share_one_quota_through_redis(
+    tmp_path: Any,
+) -> None:
+    """A follow here, an export in a worker process, one RedisBackend: no rejection, never 11
+    calls in a second, and the export slowed by no more than the follow's calls beside it.
+
+    Real time (a subprocess has no virtual clock), on the emulator's fast 10-a-second quota.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(binary, free_port())
+    server.start()
+    try:
+        loop = asyncio.get_running_loop()
+        # An hour of history already played (5 tasks a second), live from here on.
+        now = datetime.now(UTC)
+        live = Live(
+            start=now - timedelta(hours=1),
+            origin=loop.time() - 3600.0,
+            post_every=(0.15, 0.25),
+            queue=((1.0, 30.0, 1.0),),
+            error_every=5.0,
+        )
+        example = load_example()
+        env = {**os.environ, "DATAFORSEO_LOGIN": LOGIN, "DATAFORSEO_PASSWORD": PASSWORD}
+        rate = dfs_async.RateLimit(calls=10, period=1.0)
+        async with (
+            Emulator(LOGIN, PASSWORD, live=live, rate_limit=(10, 1.0)) as emu,
+            dfs_async.RedisBackend(server.url) as shared,
+            client_for(emu, live, rate_limit=rate, limiter=shared) as client,
+        ):
+            follower = client.backlinks.follow_ids(
+                live.now() - timedelta(seconds=10), poll_interval=1.0, lookback=2.0
+            )
+            log: list[Any] = []
+            following = asyncio.create_task(consume(follower, log, [None], "ids"))
+            await asyncio.sleep(3.0)
+            results = await example.run_workers(
+                redis_url=server.url,
+                base_url=emu.url,
+                env=env,
+                windows=[(now - timedelta(minutes=59), now - timedelta(minutes=1))],
+                rate=(10, 1.0),
+                page_size=1000,
+                max_items=None,
+            )
+            await asyncio.sleep(2.0)
+            await follower.aclose()
+            await following
+    finally:
+        server.stop()
+    stamp = (now - timedelta(minutes=59)).strftime("%Y-%m-%d %H:%M:%S +00:00")
+    export = [r for r in emu.requests if r.body[0].get("datetime_from") == stamp]
+    others = [r for r in emu.requests if r not in export]
+    first, last = export[0].time, export[-1].time
+    beside = [r for r in others if first - 1.0 < r.time <= last]
+    assert results[0]["records"] > 15_000
+    assert len(export) == results[0]["records"] // 1000 + 1
+    assert {r.status_code for r in emu.requests} == {20000}
+    assert results[0]["rate_limited"] == 0
+    assert emu.max_calls_in_window(ID_LIST, 1.0) <= 10
+    assert len(beside) > 0
+    # The tight figure is the bound itself; the factor leaves room for a loaded machine (two
+    # processes on two busy CPUs), where the quota's guarantee above still holds exactly.
+    print(
+        f"export: {len(export)} calls in {last - first:.3f} s beside {len(beside)} follow calls; "
+        f"bound {export_bound(len(export) + len(beside), 10, 1.0):.3f} s"
+    )
+    assert last - first <= export_bound(len(export) + len(beside), 10, 1.0) * 1.25 + 0.25
+    assert len(log) == len(set(log))
