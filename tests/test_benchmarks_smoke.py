@@ -32,6 +32,10 @@ ROWS = [
     "memory.peak_1m_vs_10k",
     "pipelining.prefetch1",
     "pipelining.prefetch0",
+    "follow.calls_per_poll.posted",
+    "follow.state.posted",
+    "follow.calls_per_poll.done",
+    "follow.state.done",
 ]
 
 
