@@ -413,3 +413,23 @@ async def test_a_follow_and_an_export_in_another_process_share_one_quota_through
     )
     assert last - first <= export_bound(len(export) + len(beside), 10, 1.0) * 1.25 + 0.25
     assert len(log) == len(set(log))
+
+
+@pytest.mark.looptime
+async def test_a_client_closed_under_a_follower_ends_it_at_the_next_poll() -> None:
+    """Closing the client between polls: the next poll raises ClientClosedError, sends nothing."""
+    live = Live(start=START, seed=9)
+    async with Emulator(LOGIN, PASSWORD, live=live) as emu:
+        live.elapsed()
+        await asyncio.sleep(600)
+        client = client_for(emu, live)
+        follower = client.backlinks.follow_ids(START)
+        task = asyncio.create_task(consume(follower, [], [None], "ids"))
+        await asyncio.sleep(30)
+        sent = len(emu.requests)
+        await client.aclose()
+        await asyncio.sleep(60)
+        assert task.done()
+        with pytest.raises(dfs_async.ClientClosedError):
+            task.result()
+        assert len(emu.requests) == sent
