@@ -52,7 +52,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -133,6 +134,71 @@ class FollowState:
     tasks: tuple[tuple[str, int, int | None, str], ...] = ()
     #: errors: ``(key, datetime, occurrences delivered)`` of the entries at the edge.
     entries: tuple[tuple[str, int, int], ...] = ()
+
+    @classmethod
+    def after_id_list_export(
+        cls,
+        *,
+        api: str,
+        include_metadata: bool,
+        end: datetime,
+        lookback: int,
+        tasks: Iterable[TaskId],
+    ) -> FollowState:
+        """The state of a follow that continues an id_list export which ended at `end`.
+
+        `tasks` are the records the export delivered, in order (a later one of the same id
+        supersedes an earlier one). Kept: the tasks still queued (their completion is still to
+        come) and those within `lookback` of `end` (the first poll reads them again).
+        """
+        cursor = int(end.timestamp()) - lookback
+        known: dict[str, tuple[int, int | None, str]] = {}
+        for task in tasks:
+            posted = _epoch(task.datetime_posted) or 0
+            done = _epoch(task.datetime_done)
+            if done is None or posted >= cursor or done >= cursor:
+                known[task.id] = (posted, done, fingerprint(task))
+            else:
+                known.pop(task.id, None)
+        return cls(
+            function="id_list",
+            api=api,
+            params={"include_metadata": True} if include_metadata else {},
+            cursor=cursor,
+            lookback=lookback,
+            tasks=tuple((key, *value) for key, value in known.items()),
+        )
+
+    @classmethod
+    def after_errors_export(
+        cls,
+        *,
+        api: str,
+        filtered_function: str | None,
+        end: datetime,
+        lookback: int,
+        entries: Iterable[TaskError],
+    ) -> FollowState:
+        """The state of a follow that continues an errors export which ended at `end`.
+
+        `entries` are the entries the export delivered; those within `lookback` of `end` are
+        counted, so the first poll does not deliver them again.
+        """
+        cursor = int(end.timestamp()) - lookback
+        delivered: dict[str, tuple[int, int]] = {}
+        for entry in entries:
+            moment = int(entry.datetime.timestamp())
+            if moment >= cursor:
+                key = record_key(entry)
+                delivered[key] = (moment, delivered.get(key, (moment, 0))[1] + 1)
+        return cls(
+            function="errors",
+            api=api,
+            params={} if filtered_function is None else {"filtered_function": filtered_function},
+            cursor=cursor,
+            lookback=lookback,
+            entries=tuple((key, *value) for key, value in delivered.items()),
+        )
 
     def to_json(self) -> dict[str, Any]:
         """A dict of JSON types; `from_json` reads it back."""

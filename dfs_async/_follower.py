@@ -39,7 +39,10 @@ def _at(epoch: int) -> datetime:
 
 
 class Follower(AsyncIterator[R], Generic[R]):
-    """Yields each new record, and each changed version of one, exactly once; never ends.
+    """Yields each new record, and each changed version of one, exactly once.
+
+    It never ends, unless made with ``once=True``: then it ends after one poll, having
+    delivered what is new or changed since its state, up to now (a cron job's update).
 
     `state` is a :class:`FollowState` to save after handling each record and pass back as
     ``resume=``. ``aclose()`` (or ``async with``) stops it, cancelling a call in flight.
@@ -52,10 +55,12 @@ class Follower(AsyncIterator[R], Generic[R]):
         rules: IdListRules | ErrorsRules,
         poll_interval: float,
         earliest: timedelta | int,
+        once: bool = False,
     ) -> None:
         self._api = api
         self._rules = rules
         self._poll_interval = poll_interval
+        self._once = once
         self._earliest = earliest
         self._iterator: AsyncGenerator[R, None] | None = None
         #: The task inside `__anext__` (waiting for a poll or a call), if any; `aclose` from
@@ -160,6 +165,8 @@ class Follower(AsyncIterator[R], Generic[R]):
                 rules.state.polls,
                 self.last_poll_calls,
             )
+            if self._once:
+                return
             await asyncio.sleep(max(0.0, started + self._poll_interval - loop.time()))
 
     async def _poll_id_list(
@@ -227,6 +234,11 @@ def _interval(name: str, value: object, low: float) -> float:
     return float(value)
 
 
+def _flag(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(f"{name} must be True or False, got {value!r}")
+
+
 def _resumed(api: Api, resume: object, function: str, params: dict[str, object]) -> FollowState:
     if not isinstance(resume, FollowState):
         raise InvalidArgumentError(
@@ -254,11 +266,13 @@ def follow_ids(
     include_metadata: bool,
     lookback: float,
     resume: FollowState | None,
+    once: bool = False,
 ) -> Follower[TaskId]:
     """Build an id_list follower, every argument checked before any call (see Api.follow_ids)."""
     from ._endpoints import ID_LIST_METADATA_MONTHS, ID_LIST_MONTHS
 
     api._check_function("id_list")
+    _flag("once", once)
     interval = _interval("poll_interval", poll_interval, 1.0)
     back = int(_interval("lookback", lookback, 1.0))
     if not isinstance(include_metadata, bool):
@@ -282,7 +296,7 @@ def follow_ids(
             lookback=back,
         )
     rules = IdListRules(state, interval=max(1, round(interval)))
-    return Follower(api=api, rules=rules, poll_interval=interval, earliest=months)
+    return Follower(api=api, rules=rules, poll_interval=interval, earliest=months, once=once)
 
 
 def follow_errors(
@@ -293,11 +307,13 @@ def follow_errors(
     poll_interval: float,
     lookback: float,
     resume: FollowState | None,
+    once: bool = False,
 ) -> Follower[TaskError]:
     """Build an errors follower, every argument checked before any call."""
     from ._endpoints import ERRORS_DAYS
 
     api._check_function("errors")
+    _flag("once", once)
     interval = _interval("poll_interval", poll_interval, 1.0)
     back = int(_interval("lookback", lookback, 1.0))
     if resume is not None:
@@ -320,4 +336,5 @@ def follow_errors(
         rules=ErrorsRules(state),
         poll_interval=interval,
         earliest=timedelta(days=ERRORS_DAYS),
+        once=once,
     )

@@ -36,6 +36,11 @@ def version(task: dfs_async.TaskId) -> tuple[str, str | None, str, float]:
     )
 
 
+def latest(history: list[Any]) -> list[Any]:
+    """Each task's latest version in `history` (versions in order of appearance)."""
+    return list({v[0]: v for v in history}.values())
+
+
 def entry_of(err: dfs_async.TaskError) -> tuple[Any, ...]:
     return (err.id, err.datetime.strftime("%Y-%m-%d %H:%M:%S"), err.function, err.http_time)
 
@@ -280,3 +285,75 @@ async def test_aclose_mid_poll_cancels_cleanly_and_state_resumes(
             await again.aclose()
     assert second.id != first.id
     assert "never retrieved" not in caplog.text
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("window_on", ["posted", "done"])
+async def test_an_export_then_hourly_one_poll_updates_deliver_each_version_once(
+    window_on: str,
+) -> None:
+    """An id_list export, then `once=True` follows every hour from its state (a cron job's
+    --update): export plus updates equal the emulator's history exactly."""
+    live = Live(start=START, seed=6, window_on=window_on, until=10 * 3600.0)
+    async with Emulator(LOGIN, PASSWORD, live=live) as emu:
+        live.elapsed()
+        await asyncio.sleep(2 * 3600)
+        async with client_for(emu, live) as client:
+            end = live.now()
+            exported = [
+                t async for t in client.backlinks.id_list(START - timedelta(minutes=1), end)
+            ]
+        # What any run could see: each task's latest version when a run read it.
+        visible = set(latest(live.history))
+        log = [version(t) for t in exported]
+        state = FollowState.after_id_list_export(
+            api="backlinks", include_metadata=False, end=end, lookback=120, tasks=exported
+        )
+        saved = json.dumps(state.to_json())
+        runs = []
+        for _ in range(10):
+            await asyncio.sleep(3600)
+            async with client_for(emu, live) as client:
+                follower = client.backlinks.follow_ids(
+                    resume=FollowState.from_json(json.loads(saved)), once=True
+                )
+                async with follower:
+                    async for task in follower:
+                        log.append(version(task))
+                        saved = json.dumps(follower.state.to_json())
+                saved = json.dumps(follower.state.to_json())
+                runs.append(follower.last_poll_calls)
+                visible |= set(latest(live.history))
+    assert len(log) == len(set(log))
+    assert set(log) == visible
+    assert {r.status_code for r in emu.requests} == {20000}
+    assert max(runs) <= 12
+
+
+@pytest.mark.looptime
+async def test_an_errors_export_then_one_poll_updates_deliver_each_entry_once() -> None:
+    """An errors export, then hourly `once=True` follows from its state: each entry once."""
+    live = Live(start=START, seed=6, until=6 * 3600.0)
+    async with Emulator(LOGIN, PASSWORD, live=live) as emu:
+        live.elapsed()
+        await asyncio.sleep(3600)
+        async with client_for(emu, live) as client:
+            end = live.now()
+            exported = [
+                e async for e in client.backlinks.errors(datetime_from=START, datetime_to=end)
+            ]
+        log = [entry_of(e) for e in exported]
+        state = FollowState.after_errors_export(
+            api="backlinks", filtered_function=None, end=end, lookback=120, entries=exported
+        )
+        for _ in range(6):
+            await asyncio.sleep(3600)
+            async with client_for(emu, live) as client:
+                follower = client.backlinks.follow_errors(resume=state, once=True)
+                log += [entry_of(e) async for e in follower]
+                state = follower.state
+    expected = [
+        (e["id"], e["datetime"], e["function"], e["http_time"]) for e in live.expected_errors()
+    ]
+    assert len(exported) > 50
+    assert sorted(log, key=repr) == sorted(expected, key=repr)

@@ -225,6 +225,14 @@ async def test_a_cancel_from_elsewhere_is_not_swallowed_after_aclose() -> None:
             "poll_interval must be a number of seconds >= 1",
         ),
         (
+            lambda c: c.backlinks.follow_ids(START, once=1),
+            "once must be True or False",
+        ),
+        (
+            lambda c: c.backlinks.follow_errors(once="yes"),
+            "once must be True or False",
+        ),
+        (
             lambda c: c.backlinks.follow_ids(resume={"cursor": 1}),
             "resume must be a FollowState",
         ),

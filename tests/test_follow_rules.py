@@ -161,6 +161,59 @@ def test_any_interleaving_yields_each_version_exactly_once(
     assert len(rules.snapshot().tasks) == 0
 
 
+@pytest.mark.parametrize("reading", ["posted", "done"])
+@settings(max_examples=100, deadline=None)
+@given(before=steps, after=steps)
+def test_a_follow_continuing_an_export_repeats_and_loses_nothing(
+    reading: str, before: list[Any], after: list[Any]
+) -> None:
+    """An export, then a follow from its records (an --update): each version exactly once."""
+    model = Model(reading)
+    now = START
+    counter = 0
+    for advance, posts, completions, _, _ in before:
+        for task in [t for t in model.tasks if t["done"] is None][:completions]:
+            task["done"] = now
+        for _ in range(posts):
+            model.tasks.append({"id": f"t{counter:04d}", "posted": now, "done": None})
+            counter += 1
+        now += advance
+    exported = model.read(Window(start=START - 10, end=now, whole=True), False)
+    log: list[Any] = [(t.id, t.datetime_done, t.status) for t in exported]
+    state = FollowState.after_id_list_export(
+        api="backlinks", include_metadata=False, end=at(now), lookback=LOOKBACK, tasks=exported
+    )
+    rules = IdListRules(state, page=PAGE, interval=INTERVAL)
+    export_time = last_poll = now
+    for advance, posts, completions, kill, flip in after:
+        ready = [t for t in model.tasks if t["done"] is None and t["posted"] < last_poll]
+        for task in ready[:completions]:
+            task["done"] = now
+        for _ in range(posts):
+            model.tasks.append({"id": f"t{counter:04d}", "posted": now, "done": None})
+            counter += 1
+        now += advance
+        if poll(model, rules, now, kill, flip, log):
+            last_poll = now
+        else:
+            rules = reload(rules)
+    for task in model.tasks:
+        task["done"] = task["done"] if task["done"] is not None else now
+    for _ in range(2 * MAX_PERIOD // LOOKBACK + 3):
+        now += LOOKBACK
+        assert poll(model, rules, now, None, False, log)
+    queued: dict[str, tuple[str, datetime | None, str]] = {
+        t["id"]: (t["id"], None, "Task In Queue.") for t in model.tasks
+    }
+    required: set[tuple[str, datetime | None, str]]
+    required = {(t["id"], at(t["done"]), "Ok.") for t in model.tasks}
+    required |= {(t.id, t.datetime_done, t.status) for t in exported}
+    required |= {queued[t["id"]] for t in model.tasks if export_time <= t["posted"] < last_poll}
+    assert len(set(log)) == len(log)
+    assert required <= set(log) <= required | set(queued.values())
+    assert rules.open_count() == 0
+
+
 def test_open_task_beyond_reach_is_dropped_and_counted() -> None:
     """An open task older than the earliest window start leaves the open set, counted."""
     rules = fresh()

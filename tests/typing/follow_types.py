@@ -30,3 +30,16 @@ async def followers_are_typed(client: dfs_async.Client, start: datetime) -> None
     assert_type(await resumed.__anext__(), dfs_async.TaskId)
     assert_type(resumed.last_poll_calls, int)
     await resumed.aclose()
+    exported = [task async for task in client.backlinks.id_list(start)]
+    seeded = dfs_async.FollowState.after_id_list_export(
+        api="backlinks", include_metadata=False, end=start, lookback=120, tasks=exported
+    )
+    update = client.backlinks.follow_ids(resume=seeded, once=True)
+    assert_type(update, dfs_async.Follower[dfs_async.TaskId])
+    entries = [entry async for entry in client.backlinks.errors()]
+    assert_type(
+        dfs_async.FollowState.after_errors_export(
+            api="backlinks", filtered_function=None, end=start, lookback=120, entries=entries
+        ),
+        dfs_async.FollowState,
+    )
