@@ -72,6 +72,8 @@ class Follower(AsyncIterator[R], Generic[R]):
         #: Calls of the last finished poll, and of every poll so far.
         self.last_poll_calls = 0
         self.calls = 0
+        #: When the next poll is due (the client's clock), while the follower waits for it.
+        self.next_poll: datetime | None = None
 
     def __repr__(self) -> str:
         state = self._rules.state
@@ -140,7 +142,37 @@ class Follower(AsyncIterator[R], Generic[R]):
             start = now - self._earliest
         return int((start + REACH_SLACK).timestamp())
 
+    def batches(self) -> AsyncGenerator[list[R], None]:
+        """The same records as iterating, a list per call (the last of a poll may be empty).
+
+        Each list is counted as delivered in `state` as a whole, so a consumer that writes a
+        batch and then saves the state (as the command line does) writes and fsyncs once per
+        call instead of once per record. Use either this or the iteration, not both.
+        """
+        if self._iterator is not None:
+            raise RuntimeError("this follower is already being iterated")
+        steps = self._steps()
+        self._iterator = steps  # type: ignore[assignment]  # closed by aclose() like _run()
+        return self._batched(steps)
+
+    async def _batched(
+        self, steps: AsyncGenerator[R | None, None]
+    ) -> AsyncGenerator[list[R], None]:
+        batch: list[R] = []
+        async for step in steps:
+            if step is None:
+                yield batch
+                batch = []
+            else:
+                batch.append(step)
+
     async def _run(self) -> AsyncGenerator[R, None]:
+        async for step in self._steps():
+            if step is not None:
+                yield step
+
+    async def _steps(self) -> AsyncGenerator[R | None, None]:
+        """Each new record, and None after each call's records and after each poll."""
         client = self._api._client
         client._check_open()
         loop = asyncio.get_running_loop()
@@ -165,13 +197,17 @@ class Follower(AsyncIterator[R], Generic[R]):
                 rules.state.polls,
                 self.last_poll_calls,
             )
+            wait = max(0.0, started + self._poll_interval - loop.time())
+            self.next_poll = None if self._once else client.now() + timedelta(seconds=wait)
+            yield None
             if self._once:
                 return
-            await asyncio.sleep(max(0.0, started + self._poll_interval - loop.time()))
+            await asyncio.sleep(wait)
+            self.next_poll = None
 
     async def _poll_id_list(
         self, rules: IdListRules, now: int, earliest: int
-    ) -> AsyncGenerator[TaskId, None]:
+    ) -> AsyncGenerator[TaskId | None, None]:
         windows, dropped = rules.plan(now, earliest)
         for task_id in dropped:
             logger.warning(
@@ -200,13 +236,14 @@ class Follower(AsyncIterator[R], Generic[R]):
                     for task in page.records:
                         if rules.offer(task):
                             yield task
+                    yield None
             rules.read(window)
             if full and not window.whole:
                 queue[0:0] = rules.split(window, received)
 
     async def _poll_errors(
         self, rules: ErrorsRules, now: int, earliest: int
-    ) -> AsyncGenerator[TaskError, None]:
+    ) -> AsyncGenerator[TaskError | None, None]:
         before = rules.state.dropped
         window: Window = rules.plan(now, earliest)
         if rules.state.dropped > before:
@@ -226,6 +263,7 @@ class Follower(AsyncIterator[R], Generic[R]):
                 for entry in page.records:
                     if rules.offer(entry):
                         yield entry
+                yield None
 
 
 def _interval(name: str, value: object, low: float) -> float:

@@ -357,3 +357,41 @@ async def test_an_errors_export_then_one_poll_updates_deliver_each_entry_once() 
     ]
     assert len(exported) > 50
     assert sorted(log, key=repr) == sorted(expected, key=repr)
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("window_on", ["posted", "done"])
+async def test_batches_saved_after_each_one_through_kills_yield_each_version_once(
+    window_on: str,
+) -> None:
+    """`batches()`, the state saved after each batch, killed 8 times: each version once."""
+    live = Live(start=START, seed=12, window_on=window_on, until=3 * 3600.0)
+    loop = asyncio.get_running_loop()
+    log: list[Any] = []
+    saved: list[Any] = [None]
+    polls_seen: list[datetime | None] = []
+
+    async def consume() -> None:
+        resume = None if saved[0] is None else FollowState.from_json(saved[0])
+        async with client_for(emu, live) as client:
+            follower = client.backlinks.follow_ids(START - timedelta(minutes=1), resume=resume)
+            async with follower:
+                async for batch in follower.batches():
+                    log.extend(version(task) for task in batch)
+                    saved[0] = json.loads(json.dumps(follower.state.to_json()))
+                    polls_seen.append(follower.next_poll)
+
+    async with Emulator(LOGIN, PASSWORD, live=live) as emu:
+        live.elapsed()
+        rng = random.Random(3)
+        begin = loop.time()
+        for moment in [*sorted(rng.uniform(0, 3 * 3600) for _ in range(8)), 3 * 3600 + SETTLE]:
+            task = asyncio.create_task(consume())
+            await asyncio.sleep(begin + moment - loop.time())
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert len(log) == len(set(log))
+    assert sorted(log, key=repr) == sorted(live.history, key=repr)
+    due = [moment for moment in polls_seen if moment is not None]
+    assert len(due) > 100
+    assert all(moment.tzinfo is not None for moment in due)
