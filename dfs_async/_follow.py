@@ -345,6 +345,8 @@ class IdListRules:
     _known: dict[str, tuple[int, int | None, str]] = attrs.field(init=False)
     _received: int = attrs.field(init=False, default=0)
     _seconds: int = attrs.field(init=False, default=0)
+    #: Versions accepted that changed a task already known (the rest were first sightings).
+    changed: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
         self._known = {t[0]: (t[1], t[2], t[3]) for t in self.state.tasks}
@@ -441,6 +443,8 @@ class IdListRules:
                 return False  # history: yielded when it was at the edge
         elif known[2] == mark:
             return False
+        else:
+            self.changed += 1
         self._known[task.id] = (posted, done, mark)
         return True
 

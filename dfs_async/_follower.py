@@ -80,6 +80,12 @@ class Follower(AsyncIterator[R], Generic[R]):
         return f"<Follower /v3/{state.api}/{state.function} polls={state.polls}>"
 
     @property
+    def changed(self) -> int:
+        """Records yielded so far that were a change of a task yielded before (id_list)."""
+        rules = self._rules
+        return rules.changed if isinstance(rules, IdListRules) else 0
+
+    @property
     def state(self) -> FollowState:
         """Where the follow stands; every record already handed over is counted in it."""
         return self._rules.snapshot()

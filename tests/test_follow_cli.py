@@ -1,0 +1,205 @@
+"""The command line's --follow and --update against a live emulator in this process.
+
+The CLI runs in a subprocess, so there is no virtual clock: the live account runs on the real
+clock with short queue times, its history ten minutes deep when the test starts, and the CLI
+polls every second. Rows are read with "a later row supersedes an earlier".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from dfs_async.cli.follow import follow_line
+from dfs_async.testing import Emulator, Live
+
+UTC = timezone.utc
+ROOT = Path(__file__).resolve().parent.parent
+LOGIN = "follow@example.com"
+PASSWORD = "follow-password-for-the-emulator"
+
+
+def env() -> dict[str, str]:
+    values = {k: v for k, v in os.environ.items() if not k.startswith("DATAFORSEO_")}
+    values["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), values.get("PYTHONPATH")]))
+    values.update(DATAFORSEO_LOGIN=LOGIN, DATAFORSEO_PASSWORD=PASSWORD)
+    return values
+
+
+async def spawn(*args: str, cwd: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dfs_async",
+        *args,
+        cwd=cwd,
+        env=env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def run(*args: str, cwd: Path) -> tuple[int, str]:
+    process = await spawn(*args, cwd=cwd)
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+def live_account(loop: asyncio.AbstractEventLoop, *, seconds: float, seed: int) -> Live:
+    """Ten minutes of history, then `seconds` more of live events on the real clock."""
+    history = 600.0
+    return Live(
+        start=datetime.now(UTC) - timedelta(seconds=history),
+        origin=loop.time() - history,
+        seed=seed,
+        post_every=(0.3, 0.6),
+        queue=((15.0, 40.0, 1.0),),
+        error_every=1.5,
+        until=history + seconds,
+    )
+
+
+def since(live: Live) -> str:
+    return (live.start - timedelta(seconds=30)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def task_rows(path: Path) -> list[tuple[Any, ...]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [
+        (
+            r["id"],
+            None if r["datetime_done"] is None else r["datetime_done"][:19].replace("T", " "),
+            r["status"],
+            r["cost"],
+        )
+        for r in rows
+    ]
+
+
+def _norm(v: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (v[0], v[1] and v[1][:19], v[2], v[3])
+
+
+def history(live: Live) -> set[tuple[Any, ...]]:
+    return {_norm(v) for v in live.history}
+
+
+def current(live: Live) -> dict[str, tuple[Any, ...]]:
+    """Each task's version now."""
+    live.advance()
+    return {v[0]: _norm(v) for v in live.history}
+
+
+def error_rows(path: Path) -> list[tuple[Any, ...]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [(r["id"], r["datetime"][:19].replace("T", " "), r["http_time"]) for r in rows]
+
+
+def test_the_progress_line_says_new_updated_calls_and_the_next_poll() -> None:
+    """The live line of a follow names its new and updated records, calls and the countdown."""
+    assert follow_line(new=1200, updated=31, calls=14, next_poll=41.2) == (
+        "1,200 new · 31 updated · 14 calls · next poll in 0:00:42"
+    )
+    assert follow_line(new=0, updated=0, calls=1, next_poll=None) == (
+        "0 new · 0 updated · 1 call · polling"
+    )
+
+
+async def test_follow_through_sigkills_writes_every_version_and_entry_once(
+    tmp_path: Path,
+) -> None:
+    """--follow of id-list and errors, SIGKILLed 4 times at random and resumed with --state,
+    then SIGTERM and a last --update: each file, a later row superseding an earlier, holds
+    the emulator's history exactly, every version once."""
+    loop = asyncio.get_running_loop()
+    live = live_account(loop, seconds=25.0, seed=21)
+    rng = random.Random(21)
+    async with Emulator(LOGIN, PASSWORD, live=live, rate_limit=None) as emu:
+        common = ("--base-url", emu.url, "--poll-interval", "1", "-q")
+        commands = [
+            ("id-list", "--from", since(live), "-o", "tasks.jsonl", "--state", "tasks.state"),
+            ("errors", "--from", since(live), "-o", "errors.jsonl", "--state", "errors.state"),
+        ]
+        # What a follow starting now can see: each task's version now, and all that follow.
+        visible = set(current(live).values())
+        first = len(live.history)
+        for _ in range(4):
+            processes = [await spawn(*c, *common, "--follow", cwd=tmp_path) for c in commands]
+            await asyncio.sleep(rng.uniform(2.0, 6.0))
+            for process in processes:
+                process.send_signal(signal.SIGKILL)
+                await process.wait()
+        processes = [await spawn(*c, *common, "--follow", cwd=tmp_path) for c in commands]
+        assert live.origin is not None
+        assert live.until is not None
+        await asyncio.sleep(max(0.0, live.origin + live.until + 3.0 - loop.time()))
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+            _, said = await process.communicate()
+            assert process.returncode == 128 + signal.SIGTERM, said
+            assert b"interrupted" in said
+        for command in commands:
+            code, err = await run(*command, *common, "--update", cwd=tmp_path)
+            assert code == 0, err
+    rows = task_rows(tmp_path / "tasks.jsonl")
+    assert len(rows) == len(set(rows))
+    assert set(rows) == visible | {_norm(v) for v in live.history[first:]}
+    entries = error_rows(tmp_path / "errors.jsonl")
+    expected = [(e["id"], e["datetime"], e["http_time"]) for e in live.expected_errors()]
+    assert sorted(entries) == sorted(expected)
+    assert len(expected) > 100
+
+
+async def test_update_after_an_export_run_repeatedly_writes_each_change_once(
+    tmp_path: Path,
+) -> None:
+    """An export with --state, then --update every few seconds (a cron job's "hourly"): each
+    run exits 0 and the file holds every version a run could see, each once."""
+    loop = asyncio.get_running_loop()
+    live = live_account(loop, seconds=24.0, seed=22)
+    async with Emulator(LOGIN, PASSWORD, live=live, rate_limit=None) as emu:
+        args: tuple[str, ...] = ("--base-url", emu.url, "-o", "tasks.csv", "--format", "csv")
+        args = (*args, "--state", "tasks.state", "-q")
+        code, err = await run("id-list", "--from", since(live), *args, cwd=tmp_path)
+        assert code == 0, err
+        surely_seen = set()
+        for _ in range(6):
+            await asyncio.sleep(4.0)
+            before = current(live)
+            code, err = await run("id-list", *args, "--update", cwd=tmp_path)
+            assert code == 0, err
+            after = current(live)
+            surely_seen |= {v for key, v in before.items() if after.get(key) == v}
+        assert live.origin is not None
+        assert live.until is not None
+        await asyncio.sleep(max(0.0, live.origin + live.until + 2.0 - loop.time()))
+        code, err = await run("id-list", *args, "--update", cwd=tmp_path)
+        assert code == 0, err
+        final = set(current(live).values())
+    rows = csv_rows(tmp_path / "tasks.csv")
+    assert len(rows) == len(set(rows))
+    assert set(rows) <= history(live)
+    assert surely_seen | final <= set(rows)
+
+
+def csv_rows(path: Path) -> list[tuple[Any, ...]]:
+    import csv
+
+    with path.open(newline="") as file:
+        return [
+            (
+                r["id"],
+                r["datetime_done"][:19].replace("T", " ") if r["datetime_done"] else None,
+                r["status"],
+                float(r["cost"]),
+            )
+            for r in csv.DictReader(file)
+        ]
