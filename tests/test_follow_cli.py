@@ -12,10 +12,13 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from dfs_async.cli.follow import follow_line
 from dfs_async.testing import Emulator, Live
@@ -203,3 +206,48 @@ def csv_rows(path: Path) -> list[tuple[Any, ...]]:
             )
             for r in csv.DictReader(file)
         ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--from", "1h", "--update"), "--update needs --state"),
+        (("--from", "1h", "--follow", "--to", "10m"), "--follow runs up to now: leave out --to"),
+        (("--from", "1h", "--follow", "--max-items", "5"), "--follow and --max-items do not"),
+        (("--from", "1h", "--follow", "--sort", "desc"), "--follow delivers records as they come"),
+        (("--from", "1h", "--poll-interval", "5"), "--poll-interval needs --follow"),
+        (("--from", "1h", "--follow", "--poll-interval", "0.5"), "expected a number of seconds"),
+        (("--from", "1h", "--follow", "--update"), "not allowed with argument"),
+    ],
+)
+def test_options_that_do_not_go_with_a_follow_are_refused(
+    args: tuple[str, ...], message: str, tmp_path: Path
+) -> None:
+    """Each mismatched option: exit 2 and one line saying what to change, nothing written."""
+    done = subprocess.run(  # noqa: S603 -- our own interpreter and module
+        [sys.executable, "-m", "dfs_async", "id-list", *args, "-o", "t.jsonl"],
+        cwd=tmp_path,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_follows_state_is_not_continued_as_a_plain_export(tmp_path: Path) -> None:
+    """A state file written by --update, run again without --follow/--update: exit 2, clear."""
+    loop = asyncio.get_running_loop()
+    live = live_account(loop, seconds=5.0, seed=23)
+    async with Emulator(LOGIN, PASSWORD, live=live, rate_limit=None) as emu:
+        args = ("--base-url", emu.url, "-o", "t.jsonl", "--state", "t.state", "-q")
+        code, err = await run("id-list", "--from", since(live), *args, "--update", cwd=tmp_path)
+        assert code == 0, err
+        size = (tmp_path / "t.jsonl").stat().st_size
+        code, err = await run("id-list", *args, cwd=tmp_path)
+    assert code == 2
+    assert "the state file t.state is a follow's; add --follow or --update to continue it" in err
+    assert (tmp_path / "t.jsonl").stat().st_size == size > 0
