@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -251,3 +252,56 @@ async def test_a_follows_state_is_not_continued_as_a_plain_export(tmp_path: Path
     assert code == 2
     assert "the state file t.state is a follow's; add --follow or --update to continue it" in err
     assert (tmp_path / "t.jsonl").stat().st_size == size > 0
+
+
+async def test_on_a_terminal_the_line_shows_new_updated_calls_and_the_next_poll(
+    tmp_path: Path,
+) -> None:
+    """--follow with stderr on a terminal: the live line counts new and updated records and
+    calls, and counts down to the next poll; SIGTERM then ends it with exit 143."""
+    pty = pytest.importorskip("pty")
+    fcntl = pytest.importorskip("fcntl")
+    termios = pytest.importorskip("termios")
+    loop = asyncio.get_running_loop()
+    live = live_account(loop, seconds=30.0, seed=24)
+    parent, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, bytes([24, 0, 80, 0, 0, 0, 0, 0]))
+    chunks: list[bytes] = []
+    try:
+        async with Emulator(LOGIN, PASSWORD, live=live, rate_limit=None) as emu:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "dfs_async",
+                *("id-list", "--from", since(live), "--base-url", emu.url, "-o", "t.jsonl"),
+                *("--follow", "--poll-interval", "5"),
+                cwd=tmp_path,
+                env={**env(), "TERM": "xterm", "COLUMNS": "80", "LINES": "24"},
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=child,
+            )
+            os.close(child)
+            child = -1
+            end = loop.time() + 8.0
+            while loop.time() < end:
+                chunk = await loop.run_in_executor(None, os.read, parent, 65536)
+                chunks.append(chunk)
+            process.send_signal(signal.SIGTERM)
+            assert await process.wait() == 128 + signal.SIGTERM
+    finally:
+        os.close(parent)
+        if child >= 0:
+            os.close(child)
+    screen = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", b"".join(chunks)).decode()
+    rows = [row.strip() for row in re.split(r"[\r\n]+", screen) if " new · " in row]
+    line = re.compile(
+        r"([\d,]+) new · ([\d,]+) updated · ([\d,]+) calls? · "
+        r"(?:next poll in 0:00:0(\d)|polling)"
+    )
+    matches = [line.fullmatch(row) for row in rows]
+    assert rows
+    assert all(matches), rows
+    waits = {m.group(4) for m in matches if m is not None and m.group(4)}
+    assert len(waits) >= 3  # the countdown moves
+    assert max(int(m.group(1).replace(",", "")) for m in matches if m is not None) > 1000
+    assert any(m is not None and int(m.group(2)) > 0 for m in matches)
