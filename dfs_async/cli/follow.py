@@ -244,7 +244,15 @@ class FollowRun:
         async with contextlib.AsyncExitStack() as stack:
             client, emulator = await open_client(options, self.credentials, stack)
             if emulator is not None and not options.quiet:
-                say(emulator_notice(options, emulator, options.emulate_rate or EMULATOR_RATE))
+                rate = options.emulate_rate or EMULATOR_RATE
+                if emulator.live is None:
+                    say(emulator_notice(options, emulator, rate))
+                else:
+                    say(
+                        f"emulator: a live account since {emulator.live.start:%Y-%m-%d %H:%M} "
+                        f"UTC, a task every few seconds; rate limit shortened to "
+                        f"{plural(rate[0], 'call')} / {rate[1]:g} s"
+                    )
             self.counters.stats = lambda: client.stats
             follower = self._follower(client)
             self.follower = follower
@@ -262,7 +270,7 @@ class FollowRun:
                 output.write_records(batch)
                 self.started_stream = True
                 self.counters.records += len(batch)
-                self.counters.pages += 1
+                self.counters.pages = follower.calls  # a follow's pages are its calls
                 self._save(output, follower.state)
                 self.display.update()
         return EXIT_OK
