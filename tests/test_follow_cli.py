@@ -305,3 +305,53 @@ async def test_on_a_terminal_the_line_shows_new_updated_calls_and_the_next_poll(
     assert len(waits) >= 3  # the countdown moves
     assert max(int(m.group(1).replace(",", "")) for m in matches if m is not None) > 1000
     assert any(m is not None and int(m.group(2)) > 0 for m in matches)
+
+
+def _sample_tasks() -> list[Any]:
+    from dfs_async import TaskId
+
+    posted = datetime(2026, 11, 1, 8, tzinfo=UTC)
+    return [
+        TaskId(
+            id=f"t{i}",
+            url=f"https://api.dataforseo.com/v3/x/{i}",
+            datetime_posted=posted + timedelta(seconds=i),
+            datetime_done=None if i % 2 else posted + timedelta(minutes=i),
+            status="Task In Queue." if i % 2 else 'Ok, "quoted"\nline',
+            cost=0.0 if i % 2 else 0.0025 * i,
+            metadata=None if i % 3 else {"se": i, "tags": ["a", "b"]},
+        )
+        for i in range(7)
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_read_back_gives_the_records_written_up_to_the_saved_size(fmt: str, tmp_path: Path) -> None:
+    """Our own JSON Lines and CSV read back as the same records, and only the saved bytes."""
+    from dfs_async.cli.follow import read_back
+    from dfs_async.cli.writers import csv_rows, field_names, jsonl_bytes
+
+    tasks = _sample_tasks()
+    path = tmp_path / f"t.{fmt}"
+    if fmt == "jsonl":
+        first = jsonl_bytes(tasks[:5])
+        path.write_bytes(first + jsonl_bytes(tasks[5:]))
+    else:
+        first = csv_rows(tasks[:5], header=field_names(type(tasks[0]))).encode()
+        path.write_bytes(first + csv_rows(tasks[5:]).encode())
+    assert list(read_back(str(path), fmt, "id-list", path.stat().st_size)) == tasks
+    assert list(read_back(str(path), fmt, "id-list", len(first))) == tasks[:5]
+
+
+def test_read_back_names_a_row_that_is_not_ours(tmp_path: Path) -> None:
+    """An edited output file: exit 2 naming the record, no traceback of the parser."""
+    from dfs_async.cli.exits import CliError
+    from dfs_async.cli.follow import read_back
+    from dfs_async.cli.writers import jsonl_bytes
+
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(jsonl_bytes(_sample_tasks()[:2]) + b'{"id": "x"}\n')
+    message = r"cannot read back .*t.jsonl, record 3: no field 'datetime_posted'"
+    with pytest.raises(CliError, match=message) as info:
+        list(read_back(str(path), "jsonl", "id-list", path.stat().st_size))
+    assert info.value.code == 2

@@ -99,16 +99,44 @@ def _record(command: str, row: dict[str, Any], csv_row: bool) -> TaskId | TaskEr
     )
 
 
-def read_back(path: str, fmt: str, command: str, size: int) -> Iterator[TaskId | TaskError]:
-    """The records of our own output file, in order, up to `size` bytes (the saved ones)."""
+def _lines(path: str, size: int) -> Iterator[str]:
+    """The file's lines (with their ends) within its first `size` bytes, one at a time."""
+    left = size
     with open(path, "rb") as raw:
-        data = raw.read(size).decode("utf-8")
+        for line in raw:
+            if left <= 0:
+                return
+            yield line[:left].decode("utf-8")
+            left -= len(line)
+
+
+def read_back(path: str, fmt: str, command: str, size: int) -> Iterator[TaskId | TaskError]:
+    """The records of our own output file, in order, up to `size` bytes (the saved ones).
+
+    Streamed: memory holds one row, not the file. CliError (exit 2) names a row that is not
+    what this command writes (an edited file).
+    """
+    rows: Iterator[dict[str, Any]]
     if fmt == "jsonl":
-        rows: Iterator[dict[str, Any]] = (json.loads(line) for line in data.splitlines() if line)
+        rows = (json.loads(line) for line in _lines(path, size) if line.strip())
     else:
-        rows = csv.DictReader(data.splitlines())
-    for row in rows:
-        yield _record(command, row, fmt == "csv")
+        rows = csv.DictReader(_lines(path, size))
+    number = 0
+    while True:
+        number += 1
+        try:
+            row = next(rows, None)
+            if row is None:
+                return
+            record = _record(command, row, fmt == "csv")
+        except (KeyError, TypeError, ValueError, AssertionError) as exc:
+            reason = f"no field {exc}" if isinstance(exc, KeyError) else str(exc)[:80]
+            raise CliError(
+                EXIT_USAGE,
+                f"cannot read back {path}, record {number}: {reason}; it must be the file "
+                "this export wrote",
+            ) from None
+        yield record  # outside the try: what the consumer raises is not a bad row
 
 
 class FollowDisplay:
@@ -310,7 +338,7 @@ class FollowRun:
                 include_metadata=bool(stream.params.get("include_metadata", False)),
                 end=end,
                 lookback=LOOKBACK,
-                tasks=[r for r in records if isinstance(r, TaskId)],
+                tasks=(r for r in records if isinstance(r, TaskId)),
             )
         function = stream.params.get("filtered_function")
         return FollowState.after_errors_export(
@@ -318,7 +346,7 @@ class FollowRun:
             filtered_function=None if function is None else str(function),
             end=end,
             lookback=LOOKBACK,
-            entries=[r for r in records if isinstance(r, TaskError)],
+            entries=(r for r in records if isinstance(r, TaskError)),
         )
 
     def _open_output(self, stack: contextlib.AsyncExitStack) -> Output:
