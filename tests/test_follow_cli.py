@@ -57,15 +57,18 @@ async def run(*args: str, cwd: Path) -> tuple[int, str]:
     return process.returncode, err.decode()
 
 
-def live_account(loop: asyncio.AbstractEventLoop, *, seconds: float, seed: int) -> Live:
-    """Ten minutes of history, then `seconds` more of live events on the real clock."""
-    history = 600.0
+def live_account(
+    loop: asyncio.AbstractEventLoop, *, seconds: float, seed: int, history: float = 600.0
+) -> Live:
+    """`history` seconds already played, then `seconds` more of live events, real clock."""
     return Live(
         start=datetime.now(UTC) - timedelta(seconds=history),
         origin=loop.time() - history,
         seed=seed,
         post_every=(0.3, 0.6),
-        queue=((15.0, 40.0, 1.0),),
+        # Queued at least 30 s: longer than any gap between two polls of a run and the next
+        # (a restart under load, a throttled call), so every queued version is seen.
+        queue=((30.0, 60.0, 1.0),),
         error_every=1.5,
         until=history + seconds,
     )
@@ -120,24 +123,22 @@ def test_the_progress_line_says_new_updated_calls_and_the_next_poll() -> None:
 async def test_follow_through_sigkills_writes_every_version_and_entry_once(
     tmp_path: Path,
 ) -> None:
-    """--follow of id-list and errors, SIGKILLed 4 times at random and resumed with --state,
+    """--follow of id-list and errors, SIGKILLed 6 times at random and resumed with --state,
     then SIGTERM and a last --update: each file, a later row superseding an earlier, holds
     the emulator's history exactly, every version once."""
     loop = asyncio.get_running_loop()
-    live = live_account(loop, seconds=25.0, seed=21)
+    # No history: every version appears while a follow runs (the first completion 30 s in).
+    live = live_account(loop, seconds=50.0, seed=21, history=0.0)
     rng = random.Random(21)
     async with Emulator(LOGIN, PASSWORD, live=live, rate_limit=None) as emu:
-        common = ("--base-url", emu.url, "--poll-interval", "1", "-q")
+        common = ("--base-url", emu.url, "--poll-interval", "2", "-q")
         commands = [
             ("id-list", "--from", since(live), "-o", "tasks.jsonl", "--state", "tasks.state"),
             ("errors", "--from", since(live), "-o", "errors.jsonl", "--state", "errors.state"),
         ]
-        # What a follow starting now can see: each task's version now, and all that follow.
-        visible = set(current(live).values())
-        first = len(live.history)
-        for _ in range(4):
+        for _ in range(6):
             processes = [await spawn(*c, *common, "--follow", cwd=tmp_path) for c in commands]
-            await asyncio.sleep(rng.uniform(2.0, 6.0))
+            await asyncio.sleep(rng.uniform(3.0, 7.0))
             for process in processes:
                 process.send_signal(signal.SIGKILL)
                 await process.wait()
@@ -155,11 +156,12 @@ async def test_follow_through_sigkills_writes_every_version_and_entry_once(
             assert code == 0, err
     rows = task_rows(tmp_path / "tasks.jsonl")
     assert len(rows) == len(set(rows))
-    assert set(rows) == visible | {_norm(v) for v in live.history[first:]}
+    assert set(rows) == history(live)
+    assert sum(1 for row in rows if row[1] is not None) > 10  # changes, not only new tasks
     entries = error_rows(tmp_path / "errors.jsonl")
     expected = [(e["id"], e["datetime"], e["http_time"]) for e in live.expected_errors()]
     assert sorted(entries) == sorted(expected)
-    assert len(expected) > 100
+    assert len(expected) > 20
 
 
 async def test_update_after_an_export_run_repeatedly_writes_each_change_once(
