@@ -357,3 +357,31 @@ def test_read_back_names_a_row_that_is_not_ours(tmp_path: Path) -> None:
     with pytest.raises(CliError, match=message) as info:
         list(read_back(str(path), "jsonl", "id-list", path.stat().st_size))
     assert info.value.code == 2
+
+
+async def test_update_finishes_an_interrupted_export_then_continues_it(tmp_path: Path) -> None:
+    """An export SIGKILLed mid-way, then --update: it is finished, then followed; the file
+    holds every task, each version at most once, the last row of each its version now."""
+    loop = asyncio.get_running_loop()
+    # A minute of history: the first pages hold tasks still queued, which change later.
+    live = live_account(loop, seconds=12.0, seed=25, history=60.0)
+    async with Emulator(LOGIN, PASSWORD, live=live, rate_limit=None) as emu:
+        args = ("--base-url", emu.url, "-o", "t.jsonl", "--state", "t.state", "-q")
+        # 10 a page: the 11th call waits a minute for the client's quota; killed before.
+        process = await spawn(
+            "id-list", "--from", since(live), "--page-size", "10", *args, cwd=tmp_path
+        )
+        await asyncio.sleep(4.0)
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+        partial = len(task_rows(tmp_path / "t.jsonl"))
+        assert live.origin is not None
+        assert live.until is not None
+        await asyncio.sleep(max(0.0, live.origin + live.until + 2.0 - loop.time()))
+        code, err = await run("id-list", *args, "--update", cwd=tmp_path)
+        assert code == 0, err
+        now = current(live)
+    rows = task_rows(tmp_path / "t.jsonl")
+    assert 0 < partial < len(now) < len(rows)
+    assert len(rows) == len(set(rows))
+    assert {row[0]: row for row in rows} == now

@@ -8,9 +8,9 @@ the output lacks, and the next run cuts the output back to the saved size and co
 every version of every task lands in the output once. A changed task is a new row; the later
 row supersedes the earlier.
 
-Where a run starts: the follow saved in `--state`; else a finished export saved there, whose
-output is read back once (the tasks still queued, and those near its end, seed the follow);
-else `--from`. `--follow` never ends by itself (Ctrl-C or SIGTERM: exit 130 or 143, as an
+Where a run starts: the follow saved in `--state`; else an export saved there (an interrupted
+one is run to its end first), whose output is read back once (the tasks still queued, and
+those near its end, seed the follow); else `--from`. `--follow` never ends by itself (Ctrl-C or SIGTERM: exit 130 or 143, as an
 interrupted export); `--update` makes one poll up to now and exits 0.
 """
 
@@ -212,6 +212,8 @@ class FollowRun:
     started_stream: bool = False
     notice: str | None = None
     follower: Follower[Any] | None = None
+    #: The state file holds an export that is not finished: it is finished first.
+    unfinished: bool = False
 
     def __attrs_post_init__(self) -> None:
         import sys
@@ -239,12 +241,8 @@ class FollowRun:
                     api=api if "api" in omitted and api else options.api,
                 )
                 _check_resume(options, self.state_file, saved)
-                if saved.follow is None and saved.stream is not None and not saved.stream.done:
-                    raise CliError(
-                        EXIT_USAGE,
-                        f"the export saved in {self.state_file.path} is not finished: run the "
-                        "same command without --follow/--update to finish it first",
-                    )
+                stream = saved.stream
+                self.unfinished = saved.follow is None and stream is not None and not stream.done
                 self.resume = (self.state_file, saved)
                 if saved.started is not None:
                     options = options.at(saved.started)
@@ -269,6 +267,8 @@ class FollowRun:
 
     async def run(self) -> int:
         options = self.options
+        if self.unfinished:
+            await self._finish_export()
         async with contextlib.AsyncExitStack() as stack:
             client, emulator = await open_client(options, self.credentials, stack)
             if emulator is not None and not options.quiet:
@@ -302,6 +302,21 @@ class FollowRun:
                 self._save(output, follower.state)
                 self.display.update()
         return EXIT_OK
+
+    async def _finish_export(self) -> None:
+        """Run the export saved in the state file to its end, as a plain re-run would."""
+        from .export import Export
+        from .progress import Display
+
+        assert self.resume is not None
+        options = attrs.evolve(self.options, follow=False, update=False)
+        export = Export(options, self.counters, Display(self.counters, enabled=False), None)
+        export.state_file, export.resume = self.resume[0], self.resume
+        export.credentials = self.credentials
+        await export.run()
+        saved = load_state(self.resume[0].path)
+        assert saved is not None
+        self.resume = (self.resume[0], saved)
 
     def _follower(self, client: Client) -> Follower[Any]:
         options = self.options
