@@ -10,8 +10,9 @@ row supersedes the earlier.
 
 Where a run starts: the follow saved in `--state`; else an export saved there (an interrupted
 one is run to its end first), whose output is read back once (the tasks still queued, and
-those near its end, seed the follow); else `--from`. `--follow` never ends by itself (Ctrl-C or SIGTERM: exit 130 or 143, as an
-interrupted export); `--update` makes one poll up to now and exits 0.
+those near its end, seed the follow); else `--from`. `--follow` never ends by itself (Ctrl-C
+or SIGTERM: exit 130 or 143, as an interrupted export); `--update` makes one poll up to now
+and exits 0.
 """
 
 from __future__ import annotations
