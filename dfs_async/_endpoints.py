@@ -279,12 +279,14 @@ class Api:
         include_metadata: bool = False,
         lookback: float = 120.0,
         resume: FollowState | None = None,
+        once: bool = False,
     ) -> Follower[TaskId]:
         """Every task since `datetime_from`, then each new task and each change, forever.
 
         Yields a `TaskId` at its first sighting and again whenever its ``datetime_done``,
-        ``status``, ``cost`` or ``metadata`` changed; ``follower.state`` resumes it. See
-        ``dfs_async._follow`` for the strategy and the cost of a poll.
+        ``status``, ``cost`` or ``metadata`` changed; ``follower.state`` resumes it. With
+        ``once=True`` it ends after one poll (up to now). See ``dfs_async._follow`` for the
+        strategy and the cost of a poll.
         """
         return follow_ids(
             self,
@@ -293,6 +295,7 @@ class Api:
             include_metadata=include_metadata,
             lookback=lookback,
             resume=resume,
+            once=once,
         )
 
     def follow_errors(
@@ -303,8 +306,10 @@ class Api:
         poll_interval: float = 60.0,
         lookback: float = 120.0,
         resume: FollowState | None = None,
+        once: bool = False,
     ) -> Follower[TaskError]:
-        """Every errors entry (since `datetime_from`, else the last 7 days), each once, forever."""
+        """Every errors entry (since `datetime_from`, else the last 7 days), each once, forever
+        (``once=True``: one poll, up to now)."""
         return follow_errors(
             self,
             filtered_function,
@@ -312,6 +317,7 @@ class Api:
             poll_interval=poll_interval,
             lookback=lookback,
             resume=resume,
+            once=once,
         )
 
     async def failed_webhooks(

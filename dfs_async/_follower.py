@@ -70,7 +70,10 @@ def _at(epoch: int) -> datetime:
 
 
 class Follower(AsyncIterator[R], Generic[R]):
-    """Yields each new record, and each changed version of one, exactly once; never ends.
+    """Yields each new record, and each changed version of one, exactly once.
+
+    It never ends, unless made with ``once=True``: then it ends after one poll, having
+    delivered what is new or changed since its state, up to now (a cron job's update).
 
     `state` is a :class:`FollowState` to save after handling each record and pass back as
     ``resume=``. ``aclose()`` (or ``async with``) stops it, cancelling a call in flight.
@@ -83,19 +86,35 @@ class Follower(AsyncIterator[R], Generic[R]):
         rules: IdListRules | ErrorsRules,
         poll_interval: float,
         earliest: timedelta | int,
+        once: bool = False,
     ) -> None:
         self._api = api
         self._rules = rules
         self._poll_interval = poll_interval
+        self._once = once
         self._earliest = earliest
         self._iterator: AsyncGenerator[R, None] | None = None
+        #: The task inside `__anext__` (waiting for a poll or a call), if any; `aclose` from
+        #: another task cancels it there, and the consumer sees the end of the iteration.
+        self._inside: asyncio.Task[object] | None = None
+        self._left = asyncio.Event()
+        self._closing = False
+        self._closed = False
         #: Calls of the last finished poll, and of every poll so far.
         self.last_poll_calls = 0
         self.calls = 0
+        #: When the next poll is due (the client's clock), while the follower waits for it.
+        self.next_poll: datetime | None = None
 
     def __repr__(self) -> str:
         state = self._rules.state
         return f"<Follower /v3/{state.api}/{state.function} polls={state.polls}>"
+
+    @property
+    def changed(self) -> int:
+        """Records yielded so far that were a change of a task yielded before (id_list)."""
+        rules = self._rules
+        return rules.changed if isinstance(rules, IdListRules) else 0
 
     @property
     def state(self) -> FollowState:
@@ -106,13 +125,38 @@ class Follower(AsyncIterator[R], Generic[R]):
         return self
 
     async def __anext__(self) -> R:
+        if self._closed:
+            raise StopAsyncIteration
         if self._iterator is None:
             self._iterator = self._run()
-        return await self._iterator.__anext__()
+        task = asyncio.current_task()
+        self._inside = task
+        self._left.clear()
+        try:
+            return await self._iterator.__anext__()
+        except asyncio.CancelledError:
+            # Cancelled by our own aclose() from another task, and by nothing else: the
+            # iteration ends for this consumer instead (the generator is closed by now).
+            if self._closing and task is not None and task.uncancel() == 0:
+                raise StopAsyncIteration from None
+            raise
+        finally:
+            self._inside = None
+            self._left.set()
 
     async def aclose(self) -> None:
-        """Stop following and cancel the call in flight, if any. Idempotent."""
-        if self._iterator is not None:
+        """Stop following and cancel the call in flight, if any. Idempotent.
+
+        From another task too (a shutdown handler): a consumer waiting in ``async for`` for
+        the next poll or a call sees the iteration end.
+        """
+        self._closed = True
+        inside = self._inside
+        if inside is not None and inside is not asyncio.current_task():
+            self._closing = True
+            inside.cancel()
+            await self._left.wait()
+        elif self._iterator is not None:
             await self._iterator.aclose()
 
     async def __aenter__(self) -> Follower[R]:
@@ -133,7 +177,37 @@ class Follower(AsyncIterator[R], Generic[R]):
             start = now - self._earliest
         return int((start + REACH_SLACK).timestamp())
 
+    def batches(self) -> AsyncGenerator[list[R], None]:
+        """The same records as iterating, a list per call (the last of a poll may be empty).
+
+        Each list is counted as delivered in `state` as a whole, so a consumer that writes a
+        batch and then saves the state (as the command line does) writes and fsyncs once per
+        call instead of once per record. Use either this or the iteration, not both.
+        """
+        if self._iterator is not None:
+            raise RuntimeError("this follower is already being iterated")
+        steps = self._steps()
+        self._iterator = steps  # type: ignore[assignment]  # closed by aclose() like _run()
+        return self._batched(steps)
+
+    async def _batched(
+        self, steps: AsyncGenerator[R | None, None]
+    ) -> AsyncGenerator[list[R], None]:
+        batch: list[R] = []
+        async for step in steps:
+            if step is None:
+                yield batch
+                batch = []
+            else:
+                batch.append(step)
+
     async def _run(self) -> AsyncGenerator[R, None]:
+        async for step in self._steps():
+            if step is not None:
+                yield step
+
+    async def _steps(self) -> AsyncGenerator[R | None, None]:
+        """Each new record, and None after each call's records and after each poll."""
         client = self._api._client
         ensure_open(client)
         loop = asyncio.get_running_loop()
@@ -158,11 +232,17 @@ class Follower(AsyncIterator[R], Generic[R]):
                 rules.state.polls,
                 self.last_poll_calls,
             )
-            await asyncio.sleep(max(0.0, started + self._poll_interval - loop.time()))
+            wait = max(0.0, started + self._poll_interval - loop.time())
+            self.next_poll = None if self._once else client.now() + timedelta(seconds=wait)
+            yield None
+            if self._once:
+                return
+            await asyncio.sleep(wait)
+            self.next_poll = None
 
     async def _poll_id_list(
         self, rules: IdListRules, now: int, earliest: int
-    ) -> AsyncGenerator[TaskId, None]:
+    ) -> AsyncGenerator[TaskId | None, None]:
         windows, dropped = rules.plan(now, earliest)
         for task_id in dropped:
             logger.warning(
@@ -191,13 +271,14 @@ class Follower(AsyncIterator[R], Generic[R]):
                     for task in page.records:
                         if rules.offer(task):
                             yield task
+                    yield None
             rules.read(window)
             if full and not window.whole:
                 queue[0:0] = rules.split(window, received)
 
     async def _poll_errors(
         self, rules: ErrorsRules, now: int, earliest: int
-    ) -> AsyncGenerator[TaskError, None]:
+    ) -> AsyncGenerator[TaskError | None, None]:
         before = rules.state.dropped
         window: Window = rules.plan(now, earliest)
         if rules.state.dropped > before:
@@ -217,12 +298,18 @@ class Follower(AsyncIterator[R], Generic[R]):
                 for entry in page.records:
                     if rules.offer(entry):
                         yield entry
+                yield None
 
 
 def _interval(name: str, value: object, low: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= low:
         raise InvalidArgumentError(f"{name} must be a number of seconds >= {low:g}, got {value!r}")
     return float(value)
+
+
+def _flag(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(f"{name} must be True or False, got {value!r}")
 
 
 def _resumed(api: Api, resume: object, function: str, params: dict[str, object]) -> FollowState:
@@ -252,9 +339,11 @@ def follow_ids(
     include_metadata: bool,
     lookback: float,
     resume: FollowState | None,
+    once: bool = False,
 ) -> Follower[TaskId]:
     """Build an id_list follower, every argument checked before any call (see Api.follow_ids)."""
     api._check_function("id_list")
+    _flag("once", once)
     interval = _interval("poll_interval", poll_interval, 1.0)
     back = int(_interval("lookback", lookback, 1.0))
     if not isinstance(include_metadata, bool):
@@ -277,7 +366,8 @@ def follow_ids(
             cursor=int(datetime_from.timestamp()),
             lookback=back,
         )
-    return Follower(api=api, rules=IdListRules(state), poll_interval=interval, earliest=months)
+    rules = IdListRules(state, interval=max(1, round(interval)))
+    return Follower(api=api, rules=rules, poll_interval=interval, earliest=months, once=once)
 
 
 def follow_errors(
@@ -288,9 +378,11 @@ def follow_errors(
     poll_interval: float,
     lookback: float,
     resume: FollowState | None,
+    once: bool = False,
 ) -> Follower[TaskError]:
     """Build an errors follower, every argument checked before any call."""
     api._check_function("errors")
+    _flag("once", once)
     interval = _interval("poll_interval", poll_interval, 1.0)
     back = int(_interval("lookback", lookback, 1.0))
     if resume is not None:
@@ -313,4 +405,5 @@ def follow_errors(
         rules=ErrorsRules(state),
         poll_interval=interval,
         earliest=timedelta(days=ERRORS_DAYS),
+        once=once,
     )

@@ -37,6 +37,10 @@ ROWS = [
     "cli.startup.usage_error",
     "cli.jsonl.orjson",
     "cli.jsonl.fallback_worst",
+    "follow.calls_per_poll.posted",
+    "follow.state.posted",
+    "follow.calls_per_poll.done",
+    "follow.state.done",
 ]
 
 

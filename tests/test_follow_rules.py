@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -11,13 +12,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dfs_async._follow import ErrorsRules, FollowState, IdListRules, Window
+from dfs_async._follow import (
+    MAX_PERIOD,
+    ErrorsRules,
+    FollowState,
+    IdListRules,
+    Window,
+    due,
+    tier,
+)
 from dfs_async._models import TaskError, TaskId
 
 UTC = timezone.utc
 START = 1_790_000_000
 LOOKBACK = 30
 PAGE = 5
+INTERVAL = 10
 
 
 def at(epoch: int) -> datetime:
@@ -58,12 +68,12 @@ def fresh() -> IdListRules:
     state = FollowState(
         function="id_list", api="backlinks", params={}, cursor=START, lookback=LOOKBACK
     )
-    return IdListRules(state, page=PAGE)
+    return IdListRules(state, page=PAGE, interval=INTERVAL)
 
 
 def reload(rules: IdListRules) -> IdListRules:
     saved = json.loads(json.dumps(rules.snapshot().to_json()))
-    return IdListRules(FollowState.from_json(saved), page=PAGE)
+    return IdListRules(FollowState.from_json(saved), page=PAGE, interval=INTERVAL)
 
 
 # One step: (seconds to advance, tasks to post, how many open tasks complete, kill after N offers)
@@ -132,7 +142,8 @@ def test_any_interleaving_yields_each_version_exactly_once(
             rules = reload(rules)  # killed: the next poll starts from the saved state
     for task in model.tasks:
         task["done"] = task["done"] if task["done"] is not None else now
-    for _ in range(3):
+    # Enough quiet polls for the slowest re-read tier (every MAX_PERIOD at most) to come round.
+    for _ in range(2 * MAX_PERIOD // LOOKBACK + 3):
         now += LOOKBACK
         assert poll(model, rules, now, None, False, log)
     # Required: each done version, and each queued version a finished poll could see. A
@@ -148,6 +159,59 @@ def test_any_interleaving_yields_each_version_exactly_once(
     # Bounded: after the quiet polls only the edge remains in memory.
     assert rules.open_count() == 0
     assert len(rules.snapshot().tasks) == 0
+
+
+@pytest.mark.parametrize("reading", ["posted", "done"])
+@settings(max_examples=100, deadline=None)
+@given(before=steps, after=steps)
+def test_a_follow_continuing_an_export_repeats_and_loses_nothing(
+    reading: str, before: list[Any], after: list[Any]
+) -> None:
+    """An export, then a follow from its records (an --update): each version exactly once."""
+    model = Model(reading)
+    now = START
+    counter = 0
+    for advance, posts, completions, _, _ in before:
+        for task in [t for t in model.tasks if t["done"] is None][:completions]:
+            task["done"] = now
+        for _ in range(posts):
+            model.tasks.append({"id": f"t{counter:04d}", "posted": now, "done": None})
+            counter += 1
+        now += advance
+    exported = model.read(Window(start=START - 10, end=now, whole=True), False)
+    log: list[Any] = [(t.id, t.datetime_done, t.status) for t in exported]
+    state = FollowState.after_id_list_export(
+        api="backlinks", include_metadata=False, end=at(now), lookback=LOOKBACK, tasks=exported
+    )
+    rules = IdListRules(state, page=PAGE, interval=INTERVAL)
+    export_time = last_poll = now
+    for advance, posts, completions, kill, flip in after:
+        ready = [t for t in model.tasks if t["done"] is None and t["posted"] < last_poll]
+        for task in ready[:completions]:
+            task["done"] = now
+        for _ in range(posts):
+            model.tasks.append({"id": f"t{counter:04d}", "posted": now, "done": None})
+            counter += 1
+        now += advance
+        if poll(model, rules, now, kill, flip, log):
+            last_poll = now
+        else:
+            rules = reload(rules)
+    for task in model.tasks:
+        task["done"] = task["done"] if task["done"] is not None else now
+    for _ in range(2 * MAX_PERIOD // LOOKBACK + 3):
+        now += LOOKBACK
+        assert poll(model, rules, now, None, False, log)
+    queued: dict[str, tuple[str, datetime | None, str]] = {
+        t["id"]: (t["id"], None, "Task In Queue.") for t in model.tasks
+    }
+    required: set[tuple[str, datetime | None, str]]
+    required = {(t["id"], at(t["done"]), "Ok.") for t in model.tasks}
+    required |= {(t.id, t.datetime_done, t.status) for t in exported}
+    required |= {queued[t["id"]] for t in model.tasks if export_time <= t["posted"] < last_poll}
+    assert len(set(log)) == len(log)
+    assert required <= set(log) <= required | set(queued.values())
+    assert rules.open_count() == 0
 
 
 def test_open_task_beyond_reach_is_dropped_and_counted() -> None:
@@ -166,7 +230,7 @@ def test_open_task_beyond_reach_is_dropped_and_counted() -> None:
     windows, dropped = rules.plan(START + 200, earliest=START + 1)
     assert dropped == ["old"]
     assert rules.snapshot().dropped == 1
-    assert windows == [Window(start=START + 70, end=START + 200)]
+    assert windows == [Window(start=START + 70, end=START + 200, edge=START + 70)]
 
 
 def test_plan_merges_open_tasks_one_call_covers() -> None:
@@ -182,14 +246,42 @@ def test_plan_merges_open_tasks_one_call_covers() -> None:
             cost=0.0,
         )
         assert rules.offer(task)
-    rules.state = attrs.evolve(rules.state, rate=0.01)
     rules.finish(START + 6000)
+    # As after a resume with no finished poll: every open task is due.
+    rules.state = attrs.evolve(rules.state, rate=0.01, last_poll=None)
     windows, _ = rules.plan(START + 6060, earliest=START - 100)
     assert windows == [
-        Window(start=START - 1, end=START + 4),
-        Window(start=START + 4999, end=START + 5001),
-        Window(start=START + 5970, end=START + 6060),
+        Window(start=START - 1, end=START + 4, ids=("o0", "o1")),
+        Window(start=START + 4999, end=START + 5001, ids=("o2",)),
+        Window(start=START + 5970, end=START + 6060, edge=START + 5970),
     ]
+
+
+def test_cadence_gives_each_grid_point_to_one_tier_and_bounds_the_delay() -> None:
+    """Tiers double with age, each tier is due once per period, and two never share a poll."""
+    interval = 60
+    assert [tier(age, interval) for age in (0, 959, 960, 1919, 1920, 3840, 7680, 10**7)] == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+    for k in range(1, 6):
+        polls = [n for n in range(1, 257) if due(k, (n - 1) * interval, n * interval, interval)]
+        assert len(polls) == 256 // 2**k
+        assert {b - a for a, b in itertools.pairwise(polls)} == {2**k}
+    for n in range(1, 257):
+        assert sum(due(k, (n - 1) * interval, n * interval, interval) for k in range(1, 6)) <= 1
+    # A poll that covers several grid points (a pause, a slow poll) reads every tier they owe.
+    assert all(due(k, 0, 64 * interval, interval) for k in range(6))
+    # The period is at most an eighth of the age, and at most an hour.
+    for age in range(0, 10**6, 997):
+        k = tier(age, interval)
+        assert k == 0 or 2**k * interval <= min(age / 8, 3600)
 
 
 def _entry(moment: int, code: int) -> TaskError:

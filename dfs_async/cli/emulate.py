@@ -111,22 +111,13 @@ async def open_emulated_client(
 ) -> tuple[Client, Emulator]:
     """The emulator, started, and a client that talks to it (both closed by `stack`)."""
     import dfs_async
-    from dfs_async.testing import Emulator
 
     rate = options.emulate_rate or EMULATOR_RATE
     clock = emulator_clock(os.environ)
-    emulator = Emulator(
-        EMULATOR_LOGIN,
-        EMULATOR_PASSWORD,
-        n_tasks=options.emulate_tasks,
-        n_errors=options.emulate_errors,
-        rate_limit=rate,
-        now=clock,
-        # Laid out from the export's start, which a resumed run takes from the state file:
-        # the same records again, while the clock that checks windows is today's.
-        data_now=options.started,
-        data_days=EMULATOR_DAYS,
-    )
+    if options.follow or options.update:
+        emulator, clock = _live_emulator(options, rate)
+    else:
+        emulator = _emulator(options, rate, clock)
     await stack.enter_async_context(emulator)
     client = await stack.enter_async_context(
         dfs_async.Client(
@@ -139,3 +130,44 @@ async def open_emulated_client(
         )
     )
     return client, emulator
+
+
+#: A --follow or --update of the demo watches a live account (dfs_async.testing.Live) whose
+#: history starts this long before the first run's start.
+LIVE_HISTORY = timedelta(hours=6)
+
+
+def _live_emulator(
+    options: Options, rate: tuple[int, float]
+) -> tuple[Emulator, Callable[[], datetime]]:
+    """The demo's live account, on the real clock: a task every few seconds, queued a while.
+
+    Its events are drawn from a fixed seed and placed by the wall clock from the first run's
+    start (kept in the state file), so every run, after a kill too, watches the same account.
+    """
+    import asyncio
+
+    from dfs_async.testing import Emulator, Live
+
+    start = options.started - LIVE_HISTORY
+    elapsed = datetime.now(UTC).timestamp() - start.timestamp()
+    live = Live(start=start, origin=asyncio.get_running_loop().time() - elapsed)
+    emulator = Emulator(EMULATOR_LOGIN, EMULATOR_PASSWORD, rate_limit=rate, live=live)
+    return emulator, live.now
+
+
+def _emulator(options: Options, rate: tuple[int, float], clock: Callable[[], datetime]) -> Emulator:
+    from dfs_async.testing import Emulator
+
+    return Emulator(
+        EMULATOR_LOGIN,
+        EMULATOR_PASSWORD,
+        n_tasks=options.emulate_tasks,
+        n_errors=options.emulate_errors,
+        rate_limit=rate,
+        now=clock,
+        # Laid out from the export's start, which a resumed run takes from the state file:
+        # the same records again, while the clock that checks windows is today's.
+        data_now=options.started,
+        data_days=EMULATOR_DAYS,
+    )

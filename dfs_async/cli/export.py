@@ -41,6 +41,8 @@ from .writers import Output, check_output_size, field_names, silence_stdout
 if TYPE_CHECKING:
     from dfs_async.testing import Emulator
 
+    from .follow import FollowRun
+
 __all__ = ["Export", "open_client", "run_export"]
 
 
@@ -78,7 +80,7 @@ def _left_out_from(saved: SavedState, options: Options) -> Options:
     return attrs.evolve(
         options,
         format=saved.format if "format" in omitted else options.format,
-        api=saved.stream.api if "api" in omitted else options.api,
+        api=saved.stream.api if "api" in omitted and saved.stream else options.api,
     )
 
 
@@ -122,6 +124,12 @@ class Export:
         """Read the state file and the credentials: blocking reads, before the event loop."""
         if self.state_file is not None:
             saved = load_state(self.state_file.path)
+            if saved is not None and (saved.stream is None or saved.follow is not None):
+                raise CliError(
+                    EXIT_USAGE,
+                    f"the state file {self.state_file.path} is a follow's; add --follow or "
+                    "--update to continue it",
+                )
             if saved is not None:
                 self.options = _left_out_from(saved, self.options)
                 _check_resume(self.options, self.state_file, saved)
@@ -254,8 +262,8 @@ async def open_client(
     return await open_emulated_client(options, retry, stack)
 
 
-def run_export(export: Export) -> int:
-    """Run the export; its exit code, after the closing line on stderr."""
+def run_export(export: Export | FollowRun) -> int:
+    """Run the export (or follow); its exit code, after the closing line on stderr."""
     options, counters = export.options, export.counters
     try:
         export.prepare()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .exits import EXIT_INTERRUPTED, EXIT_OK, CliError, say
 from .parser import RESEND, build_parser
@@ -70,11 +71,22 @@ def _command(argv: Sequence[str] | None) -> int:
     except CliError as exc:
         return _refuse(exc, argv)
     counters = Counters()
-    display = Display(counters, enabled=sys.stderr.isatty() and not options.quiet)
-    handler = configure_logging(options, display)
+    job: Any
+    if options.follow or options.update:
+        from .follow import FollowRun
+
+        job = FollowRun(options, counters, state_file)
+    else:
+        job = Export(
+            options,
+            counters,
+            Display(counters, enabled=sys.stderr.isatty() and not options.quiet),
+            state_file,
+        )
+    handler = configure_logging(options, job.display)
     try:
         with exclusive(options.output, options.state):
-            return run_export(Export(options, counters, display, state_file))
+            return run_export(job)
     except CliError as exc:
         return _refuse(exc, argv)
     finally:

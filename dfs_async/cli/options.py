@@ -54,6 +54,10 @@ class Options:
     #: The options of _FROM_STATE that were left out: a state file being continued supplies
     #: them (Export.prepare); meanwhile they hold their defaults.
     omitted: frozenset[str] = frozenset()
+    #: --follow and --update (dfs_async/cli/follow.py), and --poll-interval.
+    follow: bool = False
+    update: bool = False
+    poll_interval: float = 60.0
     emulate: bool
     emulate_rate: tuple[int, float] | None
     emulate_tasks: int
@@ -105,9 +109,28 @@ def options_from(namespace: argparse.Namespace) -> Options:
             )
         elif same_file(options.output, options.state):
             problem = "-o and --state name the same file; the state needs a file of its own"
+    problem = problem or _follow_problem(options, values)
     if problem is not None:
         raise CliError(EXIT_USAGE, f"{problem} (see 'dfs-async {options.command} --help')")
     return options
+
+
+def _follow_problem(options: Options, values: dict[str, Any]) -> str | None:
+    """What does not go with --follow or --update, if anything."""
+    if not (options.follow or options.update):
+        if values.get("poll_interval", 60.0) != 60.0:
+            return "--poll-interval needs --follow"
+        return None
+    flag = "--follow" if options.follow else "--update"
+    if options.update and options.state is None:
+        return "--update needs --state: the file that says where the last run ended"
+    if options.when_to is not None:
+        return f"{flag} runs up to now: leave out --to"
+    if options.max_items is not None:
+        return f"{flag} and --max-items do not go together"
+    if options.sort != "asc":
+        return f"{flag} delivers records as they come: leave out --sort"
+    return None
 
 
 def common_problem(options: Options) -> str | None:

@@ -66,6 +66,16 @@ def _rate(text: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value >= 1.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 1, got {text!r}")
+    return value
+
+
 def _count(text: str) -> int:
     try:
         return int(text.replace("_", "").replace(",", ""))
@@ -91,6 +101,28 @@ def _common_options() -> _Parser:
         help="(needs -o) save the position after every page; the same command with the same "
         "FILE continues where an interrupted run stopped, appending to -o; a finished export "
         "stays marked done, so running it again writes nothing",
+    )
+    follow = common.add_argument_group("following (dfs_async/cli/follow.py)")
+    mode = follow.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep exporting each new record and each change of one until Ctrl-C or SIGTERM; "
+        "a changed task is a new row, which supersedes the earlier (with --state, a later run "
+        "continues exactly where this one stopped)",
+    )
+    mode.add_argument(
+        "--update",
+        action="store_true",
+        help="(needs --state) continue the export or follow saved there, a finished one too, "
+        "up to now: each new record and each change once, then exit 0 (a cron job's command)",
+    )
+    follow.add_argument(
+        "--poll-interval",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --follow: seconds from one poll's start to the next's (default 60, at least 1)",
     )
     output.add_argument("--max-items", type=_count, metavar="N", help="stop after N records")
     output.add_argument(

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from dfs_async import PagerState
+from dfs_async import FollowState, PagerState
 
 from .exits import EXIT_FAILURE, EXIT_USAGE, CliError
 
@@ -40,7 +40,8 @@ class StateFile:
 class SavedState:
     """What the state file holds: the stream's position and the output it was written to."""
 
-    stream: PagerState
+    #: The export's position; None for a --follow or --update that started without one.
+    stream: PagerState | None
     format: str
     #: The output file's absolute path.
     output: str
@@ -49,6 +50,8 @@ class SavedState:
     #: "Now" when the export started (None in a file from before it was kept): a resumed run
     #: reads relative dates against it, and --emulate lays out the same data again.
     started: datetime | None = None
+    #: --follow and --update: the follow's position (a finished export's continues here).
+    follow: FollowState | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,7 +61,8 @@ class SavedState:
             "output_bytes": self.output_bytes,
             **({} if self.started is None else {"started": self.started.isoformat()}),
             # Exactly what PagerState.to_json() gives, so library code can resume from it too.
-            "stream": self.stream.to_json(),
+            "stream": None if self.stream is None else self.stream.to_json(),
+            **({} if self.follow is None else {"follow": self.follow.to_json()}),
         }
 
     @classmethod
@@ -73,8 +77,11 @@ class SavedState:
             raise ValueError(f"bad output {output!r}")
         if not (type(size) is int and size >= 0):
             raise ValueError(f"bad output_bytes {size!r}")
-        if not isinstance(stream, dict):
+        follow = data.get("follow")
+        if not isinstance(stream, dict) and not (stream is None and isinstance(follow, dict)):
             raise ValueError(f"bad stream {stream!r}")
+        if follow is not None and not isinstance(follow, dict):
+            raise ValueError(f"bad follow {follow!r:.80}")
         started = data.get("started")
         if started is not None:
             try:
@@ -82,11 +89,12 @@ class SavedState:
             except (TypeError, ValueError):
                 raise ValueError(f"bad started {started!r}") from None
         return cls(
-            stream=PagerState.from_json(stream),
+            stream=None if stream is None else PagerState.from_json(stream),
             format=fmt,
             output=output,
             output_bytes=size,
             started=started,
+            follow=None if follow is None else FollowState.from_json(follow),
         )
 
 
