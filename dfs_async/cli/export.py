@@ -39,9 +39,31 @@ from .state import SavedState, StateFile, load_state, save_state
 from .writers import Output, check_output_size, field_names, silence_stdout
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from typing import Protocol
+
     from dfs_async.testing import Emulator
 
-    from .follow import FollowRun
+    class Run(Protocol):
+        """What `run_export` drives: an `Export`, or a follow (`dfs_async.cli.follow.FollowRun`,
+        which imports this module, so it is named here by what it offers)."""
+
+        @property
+        def options(self) -> Options: ...
+        @property
+        def counters(self) -> Counters: ...
+        @property
+        def display(self) -> _Stoppable: ...
+        @property
+        def started_stream(self) -> bool: ...
+        @property
+        def run(self) -> Callable[[], Awaitable[int]]: ...
+        def prepare(self) -> None: ...
+        def resume_hint(self) -> str: ...
+
+    class _Stoppable(Protocol):
+        def stop(self) -> None: ...
+
 
 __all__ = ["Export", "open_client", "run_export"]
 
@@ -262,7 +284,7 @@ async def open_client(
     return await open_emulated_client(options, retry, stack)
 
 
-def run_export(export: Export | FollowRun) -> int:
+def run_export(export: Run) -> int:
     """Run the export (or follow); its exit code, after the closing line on stderr."""
     options, counters = export.options, export.counters
     try:
