@@ -244,7 +244,8 @@ def test_a_bad_proxy_is_exit_2_without_its_password(
         (
             ["id-list", "--from", "30d", "--p=http://puser:hunter2@proxy.example:3128"],
             "ambiguous option: --p=http://puser:***@proxy.example:3128 could match "
-            "--poll-interval, --page-size, --password-file, --proxy (see 'dfs-async id-list --help')",
+            "--poll-interval, --page-size, --password-file, --proxy "
+            "(see 'dfs-async id-list --help')",
         ),
         (
             ["resend-webhooks", "--p=http://puser:hunter2@proxy.example:3128"],
