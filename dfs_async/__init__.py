@@ -35,6 +35,7 @@ from ._ratelimit import Limiter, LimiterBackend, LocalBackend, Permit, RateLimit
 from ._redis import RedisBackend
 from ._resend import WebhookResend
 from ._retry import Retry
+from ._store import Store, StoreError, StoreLockedError, StoreWrite, read_store
 from ._webhooks import MAX_IDS as WEBHOOK_RESEND_MAX_IDS
 
 try:
@@ -76,10 +77,15 @@ __all__ = [
     "Retry",
     "ServerError",
     "Stats",
+    "Store",
+    "StoreError",
+    "StoreLockedError",
+    "StoreWrite",
     "TaskError",
     "TaskId",
     "TransportError",
     "WebhookResend",
     "WebhookResendOutcome",
     "__version__",
+    "read_store",
 ]
