@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import decode, memory, pipelining, quota, stream
+from . import cli, decode, memory, pipelining, quota, stream
 from ._common import Row, machine
 
 BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "quota": quota.run,
     "memory": memory.run,
     "pipelining": pipelining.run,
+    "cli": cli.run,
 }
 
 RESULTS = Path(__file__).resolve().parent / "results.json"

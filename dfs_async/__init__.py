@@ -5,43 +5,128 @@ async with dfs_async.Client(login, password) as client:
         print(task.id, task.datetime_done)
 """
 
-from importlib.metadata import PackageNotFoundError, version
+# Lazy: a name's module is imported on first use (PEP 562), so that the command line's
+# `--help` (dfs_async.cli) answers without importing the client and aiohttp. Type checkers
+# and readers see the plain imports below.
 
-from ._client import DEFAULT_BASE_URL, SANDBOX_BASE_URL, Client, Stats
-from ._endpoints import Api
-from ._errors import (
-    APIError,
-    AuthenticationError,
-    ClientClosedError,
-    DataForSEOError,
-    DecodeError,
-    InvalidArgumentError,
-    InvalidRequestError,
-    MalformedResponseError,
-    RateLimitedError,
-    RedisBackendError,
-    RedisUnavailableError,
-    ReplyTooLargeError,
-    RequestTimeoutError,
-    ServerError,
-    TransportError,
-)
-from ._follow import FollowState
-from ._follower import Follower
-from ._models import FailedWebhook, Page, TaskError, TaskId, WebhookResendOutcome
-from ._pager import Pager
-from ._pagination import PagerState
-from ._ratelimit import Limiter, LimiterBackend, LocalBackend, Permit, RateLimit
-from ._redis import RedisBackend
-from ._resend import WebhookResend
-from ._retry import Retry
-from ._store import Store, StoreError, StoreLockedError, StoreWrite, read_store
-from ._webhooks import MAX_IDS as WEBHOOK_RESEND_MAX_IDS
+from __future__ import annotations
 
-try:
-    __version__ = version("dfs-async")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+import importlib
+
+from ._version import __version__
+
+#: typing.TYPE_CHECKING without importing typing (a few ms of every --help); type checkers
+#: take any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from ._client import Client, Stats
+    from ._endpoints import Api
+    from ._errors import (
+        APIError,
+        AuthenticationError,
+        ClientClosedError,
+        DataForSEOError,
+        DecodeError,
+        InvalidArgumentError,
+        InvalidRequestError,
+        MalformedResponseError,
+        RateLimitedError,
+        RedisBackendError,
+        RedisUnavailableError,
+        ReplyTooLargeError,
+        RequestTimeoutError,
+        ServerError,
+        TransportError,
+    )
+    from ._follow import FollowState
+    from ._follower import Follower
+    from ._models import (
+        FailedWebhook,
+        Page,
+        TaskError,
+        TaskId,
+        WebhookResendOutcome,
+    )
+    from ._pager import Pager
+    from ._pagination import PagerState
+    from ._ratelimit import (
+        Limiter,
+        LimiterBackend,
+        LocalBackend,
+        Permit,
+        RateLimit,
+    )
+    from ._redis import RedisBackend
+    from ._resend import WebhookResend
+    from ._retry import Retry
+    from ._store import Store, StoreError, StoreLockedError, StoreWrite, read_store
+    from ._urls import DEFAULT_BASE_URL, SANDBOX_BASE_URL
+    from ._webhooks import MAX_IDS as WEBHOOK_RESEND_MAX_IDS
+
+#: Each public name and the module (and name there) it comes from.
+_LAZY: dict[str, tuple[str, str]] = {
+    "APIError": ("._errors", "APIError"),
+    "Api": ("._endpoints", "Api"),
+    "AuthenticationError": ("._errors", "AuthenticationError"),
+    "Client": ("._client", "Client"),
+    "ClientClosedError": ("._errors", "ClientClosedError"),
+    "DEFAULT_BASE_URL": ("._urls", "DEFAULT_BASE_URL"),
+    "DataForSEOError": ("._errors", "DataForSEOError"),
+    "DecodeError": ("._errors", "DecodeError"),
+    "FailedWebhook": ("._models", "FailedWebhook"),
+    "FollowState": ("._follow", "FollowState"),
+    "Follower": ("._follower", "Follower"),
+    "InvalidArgumentError": ("._errors", "InvalidArgumentError"),
+    "InvalidRequestError": ("._errors", "InvalidRequestError"),
+    "Limiter": ("._ratelimit", "Limiter"),
+    "LimiterBackend": ("._ratelimit", "LimiterBackend"),
+    "LocalBackend": ("._ratelimit", "LocalBackend"),
+    "MalformedResponseError": ("._errors", "MalformedResponseError"),
+    "Page": ("._models", "Page"),
+    "Pager": ("._pager", "Pager"),
+    "PagerState": ("._pagination", "PagerState"),
+    "Permit": ("._ratelimit", "Permit"),
+    "RateLimit": ("._ratelimit", "RateLimit"),
+    "RateLimitedError": ("._errors", "RateLimitedError"),
+    "RedisBackend": ("._redis", "RedisBackend"),
+    "RedisBackendError": ("._errors", "RedisBackendError"),
+    "RedisUnavailableError": ("._errors", "RedisUnavailableError"),
+    "ReplyTooLargeError": ("._errors", "ReplyTooLargeError"),
+    "RequestTimeoutError": ("._errors", "RequestTimeoutError"),
+    "Retry": ("._retry", "Retry"),
+    "SANDBOX_BASE_URL": ("._urls", "SANDBOX_BASE_URL"),
+    "ServerError": ("._errors", "ServerError"),
+    "Stats": ("._client", "Stats"),
+    "Store": ("._store", "Store"),
+    "StoreError": ("._store", "StoreError"),
+    "StoreLockedError": ("._store", "StoreLockedError"),
+    "StoreWrite": ("._store", "StoreWrite"),
+    "TaskError": ("._models", "TaskError"),
+    "TaskId": ("._models", "TaskId"),
+    "TransportError": ("._errors", "TransportError"),
+    "WEBHOOK_RESEND_MAX_IDS": ("._webhooks", "MAX_IDS"),
+    "WebhookResend": ("._resend", "WebhookResend"),
+    "WebhookResendOutcome": ("._models", "WebhookResendOutcome"),
+    "read_store": ("._store", "read_store"),
+}
+
+
+if not TYPE_CHECKING:  # mypy sees the imports above; a typo in a user's import stays an error
+
+    def __getattr__(name: str) -> object:
+        try:
+            module, attribute = _LAZY[name]
+        except KeyError:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        value = getattr(importlib.import_module(module, __name__), attribute)
+        globals()[name] = value  # the next lookup is a plain one
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -9,7 +9,7 @@ def _main() -> int:
     # (The package, dfs_async/__init__.py, is imported before this file runs: a Ctrl-C
     # during that import still shows Python's own KeyboardInterrupt.)
     try:
-        from ._cli import main
+        from .cli import main
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

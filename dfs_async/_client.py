@@ -34,6 +34,7 @@ from ._protocol import RawPage, describe, encode_body, is_transient, read_reply
 from ._ratelimit import Limiter, LimiterBackend, Permit, RateLimit, default_backend
 from ._resend import WebhookResend
 from ._retry import Retry
+from ._urls import DEFAULT_BASE_URL
 from ._webhooks import check_task_ids
 
 if TYPE_CHECKING:
@@ -45,9 +46,6 @@ R = TypeVar("R", TaskId, TaskError)
 T = TypeVar("T")
 
 logger = logging.getLogger("dfs_async")
-
-DEFAULT_BASE_URL = "https://api.dataforseo.com"
-SANDBOX_BASE_URL = "https://sandbox.dataforseo.com"
 
 
 @attrs.frozen(kw_only=True)

@@ -20,18 +20,12 @@ from typing import Any
 import pytest
 
 import dfs_async
-from dfs_async._cli import (
-    EMULATE_NOW_ENV,
-    EMULATOR_DAYS,
-    classify,
-    cli_wording,
-    parse_when,
-    parse_when_spec,
-    progress_line,
-    summary_line,
-)
 from dfs_async._convert import parse_datetime
 from dfs_async._endpoints import months_before
+from dfs_async.cli.dates import parse_when, parse_when_spec
+from dfs_async.cli.emulate import EMULATE_NOW_ENV, EMULATOR_DAYS
+from dfs_async.cli.exits import classify, cli_wording
+from dfs_async.cli.progress import progress_line, summary_line
 from dfs_async.testing import Emulator, Fault
 
 UTC = timezone.utc
@@ -385,7 +379,7 @@ async def test_wrong_password_exits_3_and_leaves_the_output_alone(
         "(which is not the password of the dashboard)\n"
     )
     assert (tmp_path / "tasks.jsonl").read_text() == "an earlier export\n"
-    # Only the lock files are new (they stay: see dfs_async/_cli_lock.py).
+    # Only the lock files are new (they stay: see dfs_async/cli/locks.py).
     assert sorted(os.listdir(tmp_path)) == ["tasks.jsonl", "tasks.jsonl.lock", "tasks.state.lock"]
 
 

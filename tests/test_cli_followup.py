@@ -31,7 +31,7 @@ from test_cli import (
 )
 from test_cli_review import IN_USE, SINCE, start_cli, until
 
-from dfs_async._cli import Output
+from dfs_async.cli.writers import Output
 from dfs_async.testing import Emulator, Fault
 
 #: A small demo export (run_cli's environment pins the demo's clock).

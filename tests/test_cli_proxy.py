@@ -25,7 +25,8 @@ from test_cli import (
 )
 
 import dfs_async
-from dfs_async._cli import classify, proxy_secrets, redact
+from dfs_async.cli.exits import classify
+from dfs_async.cli.secrets import proxy_secrets, redact
 from dfs_async.testing import Emulator
 
 PROXY_USER, PROXY_PASSWORD = "puser", "p@ss:w0rd"

@@ -21,9 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dfs_async import FailedWebhook, TaskError, WebhookResendOutcome
-from dfs_async._cli import build_parser
-from dfs_async._cli_resend import Ledger, Mark, Resend, Tally, parse_moment, resend_options
 from dfs_async._webhooks import WEBHOOK_RESEND_PATH, latest_failures
+from dfs_async.cli.dates import parse_when_spec
+from dfs_async.cli.parser import build_parser
+from dfs_async.cli.resend import Ledger, Mark, Resend, Tally, resend_options
 from dfs_async.testing import Emulator, WebhookTask
 
 UTC = timezone.utc
@@ -239,13 +240,13 @@ def test_a_bad_ledger_is_refused(data: Any) -> None:
 
 def test_spans_and_dates_for_from_and_to() -> None:
     """24h, 90m, 7d, now are spans before now; a date is a date; anything else says both forms."""
-    assert parse_moment("24h") == timedelta(hours=24)
-    assert parse_moment("90m") == timedelta(minutes=90)
-    assert parse_moment("7d") == timedelta(days=7)
-    assert parse_moment("2026-11-30 12:00") == T0
-    assert parse_moment("now") == timedelta(0)
+    assert parse_when_spec("24h") == timedelta(hours=24)
+    assert parse_when_spec("90m") == timedelta(minutes=90)
+    assert parse_when_spec("7d") == timedelta(days=7)
+    assert parse_when_spec("2026-11-30 12:00") == T0
+    assert parse_when_spec("now") == timedelta(0)
     with pytest.raises(ValueError, match="or 30d, 12h, 2w, 90m or now"):
-        parse_moment("yesterday")
+        parse_when_spec("yesterday")
 
 
 def test_the_summary_counts_refusals_by_code() -> None:

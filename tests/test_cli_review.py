@@ -27,8 +27,9 @@ from test_cli import (
 )
 from test_proxy import ForwardProxy, free_port
 
-from dfs_async import PagerState, _cli_lock
-from dfs_async._cli import SavedState, save_state
+from dfs_async import PagerState
+from dfs_async.cli import locks
+from dfs_async.cli.state import SavedState, save_state
 from dfs_async.testing import Emulator, Fault
 
 PROXY_SECRET = "pr0xy-Secret"
@@ -269,8 +270,8 @@ def test_the_state_file_and_its_directory_are_synced(tmp_path: Path) -> None:
 def test_the_lock_file_names_its_holder(tmp_path: Path) -> None:
     """A lock held by another process is refused with that process's pid, at once."""
     script = (
-        "import sys, time; from dfs_async import _cli_lock\n"
-        "with _cli_lock.hold([sys.argv[1]]):\n"
+        "import sys, time; from dfs_async.cli import locks\n"
+        "with locks.hold([sys.argv[1]]):\n"
         "    print('held', flush=True); time.sleep(60)\n"
     )
     holder = subprocess.Popen(  # noqa: S603 - our own interpreter
@@ -282,7 +283,7 @@ def test_the_lock_file_names_its_holder(tmp_path: Path) -> None:
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline() == "held\n"
-        with pytest.raises(_cli_lock.LockedError) as caught, _cli_lock.hold([str(tmp_path / "f")]):
+        with pytest.raises(locks.LockedError) as caught, locks.hold([str(tmp_path / "f")]):
             pass
         assert caught.value.holder == str(holder.pid)
         assert caught.value.host == socket.gethostname()
@@ -292,7 +293,7 @@ def test_the_lock_file_names_its_holder(tmp_path: Path) -> None:
         holder.wait()
         if holder.stdout is not None:
             holder.stdout.close()
-    with _cli_lock.hold([str(tmp_path / "f")]):  # a killed holder's lock is gone
+    with locks.hold([str(tmp_path / "f")]):  # a killed holder's lock is gone
         pass
 
 

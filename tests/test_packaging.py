@@ -16,7 +16,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-STEM = f"dfs_async-{PROJECT['version']}"
+#: The version's one source (pyproject.toml reads it from there: `dynamic = ["version"]`).
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"$',
+    (ROOT / "dfs_async" / "_version.py").read_text(encoding="utf-8"),
+    re.MULTILINE,
+)[1]  # type: ignore[index]
+STEM = f"dfs_async-{VERSION}"
 
 # What an sdist is for: building and testing the package. The CI script and git's own files
 # are not; docs/ and mkdocs.yml belong in it once the manual exists. hatch_build.py is the hook

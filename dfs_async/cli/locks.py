@@ -23,10 +23,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 
+from .exits import EXIT_FAILURE, EXIT_USAGE, CliError
+
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["LockedError", "hold"]
+__all__ = ["LockedError", "exclusive", "hold"]
 
 
 class LockedError(Exception):
@@ -107,3 +109,16 @@ def _read_holder(fd: int) -> tuple[str, str, str]:
         if pid.isdigit():
             return pid, host, started
     return "", "", ""
+
+
+@contextlib.contextmanager
+def exclusive(*paths: str | None) -> Iterator[None]:
+    """Hold the locks of the files a run writes; CliError (exit 2) if another run holds one."""
+    try:
+        with hold([path for path in paths if path is not None]):
+            yield
+    except LockedError as exc:
+        raise CliError(EXIT_USAGE, f"{exc}; two runs must not write one file") from None
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise CliError(EXIT_FAILURE, f"cannot lock: {where}{exc.strerror or exc}") from None

@@ -38,47 +38,33 @@ import attrs
 import dfs_async
 from dfs_async import FailedWebhook, WebhookResendOutcome
 
-from ._cli import (
-    DEFAULT_API,
-    EMULATOR_RATE,
+from .account import credentials
+from .dates import When, resolve_when
+from .emulate import EMULATOR_RATE, REAL_RATE, command_now
+from .exits import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
-    REAL_RATE,
     CliError,
-    Counters,
-    Display,
-    Options,
-    Output,
-    When,
-    _check_writable,
-    _configure_logging,
-    _plural,
-    _same_file,
-    _say,
-    add_account_options,
     classify,
-    command_now,
-    common_problem,
-    credentials,
     error_line,
-    exclusive,
-    field_names,
-    interruptible,
-    logger,
-    open_client,
-    parse_when_spec,
     print_traceback,
-    resolve_when,
-    save_state,
+    say,
 )
+from .export import open_client
+from .files import check_writable, same_file
+from .locks import exclusive
+from .logs import configure_logging, logger
+from .options import Options, common_problem
+from .parser import DEFAULT_API, EXIT_REFUSED, RESEND
+from .progress import Counters, Display, plural
+from .signals import interruptible
+from .state import save_state
+from .writers import Output, field_names
 
-__all__ = ["Ledger", "Mark", "ResendRow", "add_parser", "run"]
+__all__ = ["Ledger", "Mark", "ResendRow", "run"]
 
-COMMAND = "resend-webhooks"
 LEDGER_FORMAT = 1
-#: With --strict, some ids were refused (the rest were resent).
-EXIT_REFUSED = 6
 #: How long the ledger remembers a failure: ``errors`` lists seven days, and a day more
 #: allows for the server's clock being behind ours. An older failure cannot be listed again,
 #: so forgetting it changes no decision (a newer failure is newer than any mark anyway).
@@ -89,21 +75,8 @@ DEMO_TASKS = 180
 DEMO_FAILURES = 250
 DEMO_EXPIRED = 2
 
-EXIT_CODES_HELP = (
-    "Exit codes: 0 done (refused ids too, unless --strict); 1 other failure (writing a file); "
-    "2 bad arguments or state file, or another run using the same -o or --state file; 3 "
-    "authentication failed (login or API password); 4 rate limit or server trouble that "
-    "outlasted the retries, or an unreadable reply; 5 the API refused the account (payment, "
-    "cost limit, subscription, IP not whitelisted); 6 with --strict, some ids were refused; "
-    "130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
-)
 
 # -- pure: times, the ledger, rows, the summary --------------------------------------------
-
-
-def parse_moment(text: str) -> When:
-    """``24h``, ``90m``, ``7d``, ``now`` (that long before now), or a date: one CLI grammar."""
-    return parse_when_spec(text)
 
 
 def resolve(moment: When | None, now: datetime) -> datetime | None:
@@ -287,18 +260,18 @@ class Tally:
         """``found 180 tasks with failed webhooks (250 failed deliveries); resent 178 in 2
         calls; refused 2 (40400: 1, 40501: 1); skipped 0 already resent``."""
         found = (
-            f"found {_plural(self.found, 'task')} with failed webhooks "
-            f"({_plural(self.deliveries, 'failed delivery', 'failed deliveries')})"
+            f"found {plural(self.found, 'task')} with failed webhooks "
+            f"({plural(self.deliveries, 'failed delivery', 'failed deliveries')})"
         )
         skipped = f"skipped {self.skipped:,} already resent"
         if dry_run:
             calls = -(-self.to_send // dfs_async.WEBHOOK_RESEND_MAX_IDS)
             return (
-                f"{found}; would resend {self.to_send:,} in {_plural(calls, 'call')}; "
+                f"{found}; would resend {self.to_send:,} in {plural(calls, 'call')}; "
                 f"{skipped}; dry run: nothing was sent"
             )
         refused = sum(self.refused.values())
-        text = f"{found}; resent {self.resent:,} in {_plural(self.calls, 'call')}"
+        text = f"{found}; resent {self.resent:,} in {plural(self.calls, 'call')}"
         if refused:
             codes = ", ".join(f"{code}: {n:,}" for code, n in sorted(self.refused.items()))
             text += f"; refused {refused:,} ({codes})"
@@ -308,77 +281,6 @@ class Tally:
 
 
 # -- options -----------------------------------------------------------------------------
-
-
-def _moment(text: str) -> datetime | timedelta:
-    try:
-        return parse_moment(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def add_parser(commands: Any) -> None:
-    """Register the command with the `dfs-async` parser's subcommands."""
-    parser = commands.add_parser(
-        COMMAND,
-        help="resend the webhooks (pingback, postback) that failed, each once",
-        description="Find the tasks whose pingback or postback failed (POST /v3/{api}/errors, "
-        "function pingback_url/postback_url) and resend each task's webhooks once (POST "
-        "/v3/appendix/webhook_resend, free, 100 ids a call). With --state FILE, a task is "
-        "resent again only after a newer failure, so the command can run from cron. Dates are "
-        "ISO 8601 or spans before now (24h, 90m, 7d); a date without a zone is UTC.",
-        epilog=EXIT_CODES_HELP,
-    )
-    group = parser.add_argument_group("what to resend")
-    group.add_argument(
-        "--kind",
-        choices=("pingback", "postback", "both"),
-        default="both",
-        help="which webhooks (default both)",
-    )
-    group.add_argument(
-        "--from",
-        dest="since",
-        type=_moment,
-        default=timedelta(hours=24),
-        metavar="WHEN",
-        help="failures since (default 24h: a day before now; at most 7d)",
-    )
-    group.add_argument(
-        "--to",
-        dest="until",
-        type=_moment,
-        metavar="WHEN",
-        help="failures until (default now, fixed when the command starts)",
-    )
-    group.add_argument(
-        "--dry-run", action="store_true", help="list what would be resent; send nothing"
-    )
-    group.add_argument(
-        "--strict", action="store_true", help=f"exit {EXIT_REFUSED} when any id was refused"
-    )
-    output = parser.add_argument_group("output")
-    output.add_argument(
-        "--format", choices=("jsonl", "csv"), default="jsonl", help="for -o (default jsonl)"
-    )
-    output.add_argument(
-        "-o",
-        "--output",
-        metavar="FILE",
-        help="one line (or CSV row) per task sent or, with --dry-run, to send (default: "
-        "standard output); replaced by each run",
-    )
-    output.add_argument(
-        "--state",
-        metavar="FILE",
-        help="remember what was resent, for which failure; saved around each call",
-    )
-    output.add_argument("-q", "--quiet", action="store_true", help="no summary")
-    output.add_argument(
-        "--debug", action="store_true", help="log the client's work and show tracebacks"
-    )
-    add_account_options(parser)
-    parser.set_defaults(run=run)
 
 
 @attrs.frozen(kw_only=True)
@@ -397,7 +299,7 @@ def resend_options(namespace: argparse.Namespace) -> ResendOptions:
     """The options from their parsed arguments, cross-checked; CliError (exit 2) if wrong."""
     values = vars(namespace)
     common = Options(
-        command=COMMAND,
+        command=RESEND,
         datetime_from=None,
         datetime_to=None,
         format=values["format"],
@@ -423,11 +325,11 @@ def resend_options(namespace: argparse.Namespace) -> ResendOptions:
     if (
         common.state is not None
         and common.output is not None
-        and _same_file(common.output, common.state)
+        and same_file(common.output, common.state)
     ):
         problem = "-o and --state name the same file; the state needs a file of its own"
     if problem is not None:
-        raise CliError(EXIT_USAGE, f"{problem} (see 'dfs-async {COMMAND} --help')")
+        raise CliError(EXIT_USAGE, f"{problem} (see 'dfs-async {RESEND} --help')")
     return ResendOptions(
         common=common,
         kind=values["kind"],
@@ -484,7 +386,7 @@ class Resend:
             if emulator is not None:
                 notice = _seed_demo(emulator, common)
                 if not common.quiet:
-                    _say(notice)
+                    say(notice)
             now = self.now = client.now()
             failures = await client.api(common.api).failed_webhooks(
                 kind=options.kind,
@@ -499,8 +401,8 @@ class Resend:
             tally.to_send = len(plan.to_resend)
             self.found = True
             if plan.again and not options.dry_run and not common.quiet:
-                _say(
-                    f"sending again {_plural(len(plan.again), 'task')} whose call was in "
+                say(
+                    f"sending again {plural(len(plan.again), 'task')} whose call was in "
                     "flight when an earlier run stopped: the API cannot tell whether it arrived"
                 )
             columns = field_names(ResendRow)
@@ -552,11 +454,11 @@ class Resend:
             return ""
         if self.options.common.state is None:
             return (
-                f"; the call in flight ({_plural(len(self.in_flight), 'id')}) may have been "
+                f"; the call in flight ({plural(len(self.in_flight), 'id')}) may have been "
                 "delivered"
             )
         return (
-            f"; the call in flight ({_plural(len(self.in_flight), 'id')}) may have been "
+            f"; the call in flight ({plural(len(self.in_flight), 'id')}) may have been "
             "delivered: the next run with this --state sends those ids again"
         )
 
@@ -588,7 +490,7 @@ def _seed_demo(emulator: Any, common: Options) -> str:
         f"({DEMO_FAILURES + DEMO_EXPIRED} failed deliveries, {DEMO_EXPIRED} of the tasks "
         f"expired since) between {since:%Y-%m-%d %H:%M} and {until:%H:%M} UTC (before "
         f"the start of this hour); rate limit shortened to "
-        f"{_plural(rate[0], 'call')} / {rate[1]:g} s (the client assumes {REAL_RATE[0]} / "
+        f"{plural(rate[0], 'call')} / {rate[1]:g} s (the client assumes {REAL_RATE[0]} / "
         f"{REAL_RATE[1]:g} s for the real API)"
     )
 
@@ -602,11 +504,11 @@ def run(namespace: argparse.Namespace) -> int:
     options = resend_options(namespace)
     common = options.common
     if common.output is not None:
-        _check_writable("-o", common.output, replaced=False)
+        check_writable("-o", common.output, replaced=False)
     if common.state is not None:
-        _check_writable("--state", common.state, replaced=True)
+        check_writable("--state", common.state, replaced=True)
     counters = Counters()
-    handler = _configure_logging(common, Display(counters, enabled=False))
+    handler = configure_logging(common, Display(counters, enabled=False))
     resend = Resend(options)
     try:
         with exclusive(common.output, None if options.dry_run else common.state):
@@ -619,17 +521,17 @@ def run(namespace: argparse.Namespace) -> int:
         print_traceback(common)
         code, message = classify(exc)
         if resend.found and not common.quiet:
-            _say(resend.tally.summary(dry_run=options.dry_run))
-        _say(error_line(f"{message}{resend.in_flight_note()}", common))
+            say(resend.tally.summary(dry_run=options.dry_run))
+        say(error_line(f"{message}{resend.in_flight_note()}", common))
         return code
     finally:
         logger.removeHandler(handler)
     if code >= 128:
         done = resend.tally.summary(dry_run=options.dry_run) if resend.found else "early"
-        _say(f"interrupted: {done}{resend.in_flight_note()}")
+        say(f"interrupted: {done}{resend.in_flight_note()}")
     elif not common.quiet:
-        _say(resend.tally.summary(dry_run=options.dry_run))
+        say(resend.tally.summary(dry_run=options.dry_run))
     if code == EXIT_REFUSED:
         refused = sum(resend.tally.refused.values())
-        _say(f"dfs-async: error: {_plural(refused, 'id')} refused (--strict)")
+        say(f"dfs-async: error: {plural(refused, 'id')} refused (--strict)")
     return code

@@ -1,0 +1,74 @@
+"""`main`: the entry point of `dfs-async` (the console script, and `python -m dfs_async`).
+
+The argument parser needs only the standard library; the client and everything else are
+imported once the arguments are known to be well formed, so `--help`, `--version` and an
+argument error answer at once (benchmarks/cli_startup.py measures it).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from .exits import EXIT_INTERRUPTED, EXIT_OK, CliError, say
+from .parser import RESEND, build_parser
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (the console script exits with it)."""
+    try:
+        return _command(argv)
+    except KeyboardInterrupt:
+        # A Ctrl-C outside the export's own handling (while parsing, while printing the end):
+        # an interruption, not a crash.
+        if "--debug" in (sys.argv[1:] if argv is None else argv):
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        say("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _command(argv: Sequence[str] | None) -> int:
+    try:
+        namespace = build_parser().parse_args(argv)
+    except CliError as exc:
+        say(f"dfs-async: error: {exc.message}")
+        return exc.code
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    # Only now, with well-formed arguments, the client and the rest: --help did not wait.
+    if namespace.command == RESEND:
+        from .resend import run
+
+        try:
+            return run(namespace)
+        except CliError as exc:
+            say(f"dfs-async: error: {exc.message}")
+            return exc.code
+    from .export import Export, run_export
+    from .files import check_files
+    from .locks import exclusive
+    from .logs import configure_logging, logger
+    from .options import options_from
+    from .progress import Counters, Display
+
+    try:
+        options = options_from(namespace)
+        state_file = check_files(options)
+    except CliError as exc:
+        say(f"dfs-async: error: {exc.message}")
+        return exc.code
+    counters = Counters()
+    display = Display(counters, enabled=sys.stderr.isatty() and not options.quiet)
+    handler = configure_logging(options, display)
+    try:
+        with exclusive(options.output, options.state):
+            return run_export(Export(options, counters, display, state_file))
+    except CliError as exc:
+        say(f"dfs-async: error: {exc.message}")
+        return exc.code
+    finally:
+        logger.removeHandler(handler)

@@ -1,0 +1,129 @@
+"""The parsed command line as `Options`, cross-checked before anything runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+from dfs_async import DEFAULT_BASE_URL
+
+from .dates import When, resolve_when
+from .emulate import EMULATOR_ERRORS, EMULATOR_TASKS, command_now
+from .exits import EXIT_USAGE, CliError
+from .files import same_file
+from .parser import DEFAULT_API, build_parser
+
+__all__ = ["Options", "common_problem", "options_from", "parse_options"]
+
+UTC = timezone.utc
+
+
+@attrs.frozen(kw_only=True)
+class Options:
+    """The parsed command line."""
+
+    command: str
+    #: --from and --to as given (a relative one is read against `started`) ...
+    when_from: When | None = None
+    when_to: When | None = None
+    #: ... and the moments they name.
+    datetime_from: datetime | None = None
+    datetime_to: datetime | None = None
+    #: "Now" when the export started: the base of relative dates and of the demo's data.
+    started: datetime = attrs.field(factory=lambda: datetime.now(UTC).replace(microsecond=0))
+    sort: str = "asc"
+    metadata: bool = False
+    function: str | None = None
+    format: str
+    output: str | None
+    state: str | None
+    max_items: int | None
+    page_size: int
+    quiet: bool
+    debug: bool
+    login: str | None
+    password_file: str | None
+    api: str
+    base_url: str
+    retries: int
+    #: The options of _FROM_STATE that were left out: a state file being continued supplies
+    #: them (Export.prepare); meanwhile they hold their defaults.
+    omitted: frozenset[str] = frozenset()
+    emulate: bool
+    emulate_rate: tuple[int, float] | None
+    emulate_tasks: int
+    emulate_errors: int
+    proxy: str | None = attrs.field(default=None, repr=False)  # may carry credentials
+
+    def at(self, started: datetime) -> Options:
+        """These options with "now" at `started`; CliError (exit 2) if a date is out of range."""
+        try:
+            start = None if self.when_from is None else resolve_when(self.when_from, started)
+            end = None if self.when_to is None else resolve_when(self.when_to, started)
+        except ValueError as exc:
+            raise CliError(EXIT_USAGE, f"{exc} (see 'dfs-async {self.command} --help')") from None
+        return attrs.evolve(self, started=started, datetime_from=start, datetime_to=end)
+
+
+def parse_options(argv: Sequence[str] | None) -> Options:
+    """Parse and cross-check the arguments; raises CliError (exit 2) on a mistake."""
+    return options_from(build_parser().parse_args(argv))
+
+
+#: Options that, left out, come from the state file of an export being continued (as the
+#: window does, through the saved request), with their defaults for a new export.
+_FROM_STATE = {"format": "jsonl", "api": DEFAULT_API}
+
+
+def options_from(namespace: argparse.Namespace) -> Options:
+    """The options of `id-list` or `errors` from their parsed arguments, cross-checked."""
+    values = vars(namespace)
+    # Each command has only its own options: the others keep their defaults.
+    known: dict[str, Any] = {}
+    for field in attrs.fields(Options):
+        if field.name in values or field.default is attrs.NOTHING:
+            known[field.name] = values.get(field.name, field.default)
+    if known.get("output") == "-":  # the usual spelling of standard output
+        known["output"] = None
+    omitted = frozenset(name for name in _FROM_STATE if known.get(name) is None)
+    known.update({name: _FROM_STATE[name] for name in omitted}, omitted=omitted)
+    options = Options(**known)
+    options = options.at(command_now(options.emulate, os.environ))
+    problem = common_problem(options)
+    if options.command == "id-list" and options.when_from is None and options.state is None:
+        problem = "the following arguments are required: --from (or --state of an earlier export)"
+    if options.state is not None:
+        if options.output is None:
+            problem = (
+                "--state needs -o FILE: standard output cannot be cut back to the last saved "
+                "page, so a resumed export could lose or repeat records"
+            )
+        elif same_file(options.output, options.state):
+            problem = "-o and --state name the same file; the state needs a file of its own"
+    if problem is not None:
+        raise CliError(EXIT_USAGE, f"{problem} (see 'dfs-async {options.command} --help')")
+    return options
+
+
+def common_problem(options: Options) -> str | None:
+    """What is wrong with the account and --emulate options, if anything."""
+    problem = None
+    if not options.emulate:
+        if options.emulate_rate is not None:
+            problem = "--emulate-rate needs --emulate"
+        elif options.emulate_tasks != EMULATOR_TASKS or options.emulate_errors != EMULATOR_ERRORS:
+            problem = "--emulate-tasks and --emulate-errors need --emulate"
+    elif options.base_url != DEFAULT_BASE_URL:
+        problem = "--base-url and --emulate do not go together"
+    elif options.proxy is not None:
+        problem = "--proxy and --emulate do not go together"
+    if options.emulate_tasks < 0 or options.emulate_errors < 0:
+        problem = "--emulate-tasks and --emulate-errors must be at least 0"
+    if options.retries < 0:
+        problem = "--retries must be at least 0"
+    return problem
