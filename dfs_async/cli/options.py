@@ -17,6 +17,7 @@ from .emulate import EMULATOR_ERRORS, EMULATOR_TASKS, command_now
 from .exits import EXIT_USAGE, CliError
 from .files import same_file
 from .parser import DEFAULT_API, build_parser
+from .sqlite import is_sqlite_name
 
 __all__ = ["Options", "common_problem", "options_from", "parse_options"]
 
@@ -92,12 +93,22 @@ def options_from(namespace: argparse.Namespace) -> Options:
         known["output"] = None
     omitted = frozenset(name for name in _FROM_STATE if known.get(name) is None)
     known.update({name: _FROM_STATE[name] for name in omitted}, omitted=omitted)
+    if "format" in omitted and is_sqlite_name(known.get("output")):
+        known["format"] = "sqlite"
     options = Options(**known)
     options = options.at(command_now(options.emulate, os.environ))
     problem = common_problem(options)
     if options.command == "id-list" and options.when_from is None and options.state is None:
         problem = "the following arguments are required: --from (or --state of an earlier export)"
-    if options.state is not None:
+    if options.format == "sqlite":
+        if options.output is None:
+            problem = "--format sqlite needs -o FILE: a database cannot go to standard output"
+        elif options.state is not None:
+            problem = (
+                "--state is not needed with an SQLite output: the state is kept inside "
+                f"{options.output}, committed with each page; drop --state"
+            )
+    elif options.state is not None:
         if options.output is None:
             problem = (
                 "--state needs -o FILE: standard output cannot be cut back to the last saved "
