@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import cli, decode, memory, pipelining, quota, stream
+from . import cli, decode, memory, pipelining, quota, store, stream
 from ._common import Row, machine
 
 BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "memory": memory.run,
     "pipelining": pipelining.run,
     "cli": cli.run,
+    "store": store.run,
 }
 
 RESULTS = Path(__file__).resolve().parent / "results.json"

@@ -21,14 +21,18 @@ Strategy:
   ``FILE.lock``, taken without waiting. A lock inside SQLite would not do: a write
   transaction held open for the run would also block our own writes, and a "writer" row would
   outlive a SIGKILLed holder. The kernel drops a ``flock`` when its process dies, however.
-- A page of 1,000 records takes a few milliseconds to write, more than a loop should be held:
-  the async methods write in a thread (`asyncio.to_thread`), one write at a time.
+- A page of 1,000 tasks takes about 9 ms to write (rows built, then committed), too long to hold
+  an event loop. `Store.awrite` builds the rows on the loop in slices of 100, yielding between
+  them, and commits in a thread, where SQLite releases the GIL around each statement (building
+  rows in the thread would hold the GIL, so the loop, for whole switch intervals of 5 ms): the
+  loop's longest stall is then about half a millisecond (benchmarks/store.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import os
@@ -177,9 +181,12 @@ def format_time(value: datetime) -> str:
 
     One form for every row, so text order is time order and ``substr(x, 1, 10)`` is the day.
     """
-    return value.astimezone(timezone.utc).isoformat()
+    if value.tzinfo is not timezone.utc:  # the client's records are in UTC already
+        value = value.astimezone(timezone.utc)
+    return value.isoformat()
 
 
+@functools.lru_cache(maxsize=4096)  # a few functions, each url seen many times
 def task_function(url: str) -> str:
     """The API function a task ran, from its ``url``: ``backlinks/summary/live``.
 
@@ -248,6 +255,30 @@ class StoreWrite:
 
     records: int
     cost: float
+
+
+#: Rows built per turn of the event loop in `Store.awrite` (about half a millisecond's work).
+_SLICE = 100
+
+
+@attrs.define(kw_only=True)
+class _Batch:
+    """One write, checked: what to upsert, with which statement, and the state's JSON."""
+
+    name: str
+    kind: str
+    api: str
+    records: Sequence[TaskId] | Sequence[TaskError]
+    upsert: str
+    state: str
+    #: The tasks rows, once built (errors rows are built in the commit: they are counted).
+    rows: list[tuple[Any, ...]] = attrs.Factory(list)
+
+    def build(self, start: int, stop: int) -> list[tuple[Any, ...]]:
+        """The tasks rows of ``records[start:stop]`` (none for errors entries)."""
+        if self.upsert is not _UPSERT_TASK:
+            return []
+        return [task_row(task, self.api) for task in self.records[start:stop]]  # type: ignore[arg-type]
 
 
 # -- the file --------------------------------------------------------------------------------
@@ -449,6 +480,46 @@ class Store:
         `state` is the position *after* these records (``pager.state`` after a page,
         ``follower.state`` after the last record). Blocks for the write; see `awrite`.
         """
+        batch = self._prepare(name, records, state)
+        batch.rows = batch.build(0, len(records))
+        return self._commit(batch)
+
+    async def awrite(
+        self,
+        name: str,
+        records: Sequence[TaskId] | Sequence[TaskError],
+        state: PagerState | FollowState,
+    ) -> StoreWrite:
+        """`write` without holding the event loop for long; one write at a time.
+
+        The rows are built on the loop a slice at a time (Python code: in a thread it would
+        hold the GIL, and so the loop, for whole switch intervals), then committed in a thread,
+        where SQLite releases the GIL around each statement. If the awaiting task is cancelled
+        during the commit, the commit still completes (or not) as a whole, and this returns
+        only once it has: the file and the state never disagree.
+        """
+        async with self._writing:
+            batch = self._prepare(name, records, state)
+            rows: list[tuple[Any, ...]] = []
+            for start in range(0, len(records), _SLICE):
+                rows += batch.build(start, start + _SLICE)
+                await asyncio.sleep(0)  # let the loop run between slices
+            batch.rows = rows
+            job = asyncio.ensure_future(asyncio.to_thread(self._commit, batch))
+            try:
+                return await asyncio.shield(job)
+            except asyncio.CancelledError:
+                # Let the transaction finish before the store may be closed under it.
+                await asyncio.gather(job, return_exceptions=True)
+                raise
+
+    def _prepare(
+        self,
+        name: str,
+        records: Sequence[TaskId] | Sequence[TaskError],
+        state: PagerState | FollowState,
+    ) -> _Batch:
+        """Check a write before any of it is done: the kinds of the state and the records."""
         self._check_open()
         if isinstance(state, PagerState):
             kind, api, function = "stream", state.api, state.function
@@ -459,48 +530,42 @@ class Store:
         wanted = TaskId if function == "id_list" else TaskError
         if not all(type(record) is wanted for record in records):
             raise TypeError(f"a {function} state goes with {wanted.__name__} records")
-        text = json.dumps(state.to_json(), separators=(",", ":"))
-        cost = 0.0
+        if wanted is TaskId:
+            upsert = _UPSERT_TASK
+        else:
+            upsert = _UPSERT_ERROR_FOLLOW if kind == "follow" else _UPSERT_ERROR_STREAM
+        return _Batch(
+            name=name,
+            kind=kind,
+            api=api,
+            records=records,
+            upsert=upsert,
+            state=json.dumps(state.to_json(), separators=(",", ":")),
+        )
+
+    def _commit(self, batch: _Batch) -> StoreWrite:
+        """The transaction: the rows and the state, or neither."""
+        rows = batch.rows
+        if batch.upsert is _UPSERT_TASK:
+            cost = math.fsum(row[7] for row in rows)
+        else:
+            cost = 0.0
+            # Identical entries of the batch become one row with their count.
+            rows = error_rows(batch.records, batch.api)  # type: ignore[arg-type]
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if wanted is TaskId:
-                rows = [task_row(task, api) for task in records]  # type: ignore[arg-type]
-                conn.executemany(_UPSERT_TASK, rows)
-                cost = math.fsum(row[7] for row in rows)
-            else:
-                upsert = _UPSERT_ERROR_FOLLOW if kind == "follow" else _UPSERT_ERROR_STREAM
-                conn.executemany(upsert, error_rows(records, api))  # type: ignore[arg-type]
+            conn.executemany(batch.upsert, rows)
             conn.execute(
                 "INSERT INTO state (stream, kind, state) VALUES (?, ?, ?) "
                 "ON CONFLICT (stream) DO UPDATE SET kind = excluded.kind, state = excluded.state",
-                (name, kind, text),
+                (batch.name, batch.kind, batch.state),
             )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return StoreWrite(records=len(records), cost=cost)
-
-    async def awrite(
-        self,
-        name: str,
-        records: Sequence[TaskId] | Sequence[TaskError],
-        state: PagerState | FollowState,
-    ) -> StoreWrite:
-        """`write` in a thread, so the event loop keeps running; one write at a time.
-
-        If the awaiting task is cancelled, the write still completes (or not) as a whole, and
-        this returns only once it has: the file and the state never disagree.
-        """
-        async with self._writing:
-            job = asyncio.ensure_future(asyncio.to_thread(self.write, name, records, state))
-            try:
-                return await asyncio.shield(job)
-            except asyncio.CancelledError:
-                # Let the transaction finish before the store may be closed under it.
-                await asyncio.gather(job, return_exceptions=True)
-                raise
+        return StoreWrite(records=len(batch.records), cost=cost)
 
     async def export(self, name: str, pager: Pager[R]) -> AsyncIterator[StoreWrite]:
         """Write each page of `pager` with the pager's state; yields what each commit wrote.

@@ -20,10 +20,12 @@ import dfs_async
 LOGIN = "login"
 PASSWORD = "password"
 FAST = dfs_async.RateLimit(calls=1000, period=1.0)
+#: An export at two pages a second: a run killed within a second or two has done a little.
+SLOW = dfs_async.RateLimit(calls=1, period=0.5)
 
 
 async def export(url: str, path: str, start: datetime, end: datetime) -> None:
-    async with dfs_async.Client(LOGIN, PASSWORD, base_url=url, rate_limit=FAST) as client:
+    async with dfs_async.Client(LOGIN, PASSWORD, base_url=url, rate_limit=SLOW) as client:
         with dfs_async.Store(path) as store:
             resume = store.stream_state("ids")
             ids = client.backlinks.id_list(start, end, resume=resume)

@@ -32,6 +32,12 @@ ROWS = [
     "memory.peak_1m_vs_10k",
     "pipelining.prefetch1",
     "pipelining.prefetch0",
+    "cli.startup.help",
+    "cli.startup.version",
+    "cli.startup.usage_error",
+    "cli.jsonl.orjson",
+    "store.loop_hold",
+    "store.throughput",
 ]
 
 

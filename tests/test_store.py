@@ -480,7 +480,7 @@ async def test_an_export_killed_30_times_ends_with_the_emulators_data_exactly(
         assert process.returncode == 0, err.decode()
         tasks = [{**item, "metadata": None} for item in emu.tasks]  # asked for without
         entries = emu.errors
-    assert kills >= 20
+    assert kills >= 25  # most runs were cut short, not let finish
     got = task_rows(path)
     assert got == expected_tasks(tasks)
     assert error_rows(path) == expected_error_rows(entries)
