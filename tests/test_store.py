@@ -542,3 +542,57 @@ async def test_a_follow_killed_30_times_ends_with_the_live_emulators_data_exactl
     assert len(got) == len(expected)
     assert set(got) == expected
     assert got_errors == expected_errors
+
+
+# -- Store.follow in process, on a virtual clock ------------------------------------------------
+
+
+@pytest.mark.looptime
+async def test_store_follow_through_cancellations_commits_per_call_and_ends_exact(
+    tmp_path: Path,
+) -> None:
+    """3 virtual hours, 12 cancellations: tables exact; at most one commit per call."""
+    path = tmp_path / "t.sqlite"
+    live = Live(start=LIVE_START, seed=4, until=3 * 3600.0, error_every=20.0)
+    rng = random.Random(3)
+    commits = 0
+    async with Emulator(live=live, rate_limit=None) as emu:
+        live.elapsed()
+        loop = asyncio.get_running_loop()
+        begin = loop.time()
+
+        async def follow() -> None:
+            nonlocal commits
+            async with dfs_async.Client(
+                "login", "password", base_url=emu.url, now=live.now
+            ) as client:
+                with Store(path) as store:
+                    resume = store.follow_state("ids")
+                    follower = client.backlinks.follow_ids(
+                        None if resume else LIVE_START - timedelta(minutes=1),
+                        poll_interval=60.0,
+                        resume=resume,
+                    )
+                    async for _ in store.follow("ids", follower):
+                        commits += 1
+
+        moments = [*sorted(rng.uniform(0, 3 * 3600.0) for _ in range(12)), 3 * 3600.0 + 900]
+        for moment in moments:
+            task = asyncio.create_task(follow())
+            await asyncio.sleep(begin + moment - loop.time())
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        calls = sum(1 for r in emu.requests if r.path == "/v3/backlinks/id_list")
+        end = int(live.start.timestamp()) + 3 * 3600 + 10
+        expected = {
+            freeze(expected_task_row(json.loads(item)))
+            for item in live.id_list(0, end, 0, 10**9, False, False)
+        }
+    got = task_rows(path)
+    assert set(got) == expected
+    assert len(got) == len(expected) > 1000
+    assert sum(1 for row in got if row[4] is not None) > 1000
+    # A commit per call that brought something, at most: a batch, not a record, at a time.
+    assert commits <= calls
+    assert commits < len(live.history) / 3
