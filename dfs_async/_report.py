@@ -31,6 +31,7 @@ __all__ = [
     "Report",
     "StatusCounts",
     "build_report",
+    "money_text",
     "render_table",
     "report_json",
 ]
@@ -227,7 +228,8 @@ def report_json(report: Report) -> dict[str, Any]:
     }
 
 
-def _money(value: float) -> str:
+def money_text(value: float) -> str:
+    """Dollars as the table shows them: ``$1,234.5678``."""
     return f"${value:,.4f}"
 
 
@@ -255,7 +257,7 @@ def render_table(report: Report, width: int = WIDTH) -> str:
     lines = [
         _fit(f"Tasks posted {format_time(report.start)} to {format_time(report.end)}{api}", width),
         _fit(
-            f"{report.tasks:,} tasks, {_money(report.spend)}: {s.queued:,} still queued, "
+            f"{report.tasks:,} tasks, {money_text(report.spend)}: {s.queued:,} still queued, "
             f"{s.done:,} done, {s.failed:,} failed",
             width,
         ),
@@ -264,7 +266,7 @@ def render_table(report: Report, width: int = WIDTH) -> str:
     by_spend = any(d.spend for d in report.days)
     peak = max((d.spend if by_spend else d.tasks for d in report.days), default=0)
     counts = [f"{d.tasks:,}" for d in report.days]
-    spends = [_money(d.spend) for d in report.days]
+    spends = [money_text(d.spend) for d in report.days]
     count_w = max([len("tasks"), *map(len, counts)])
     spend_w = max([len("spend"), *map(len, spends)])
     prefix = 10 + 2 + count_w + 2 + spend_w + 2
@@ -281,7 +283,7 @@ def render_table(report: Report, width: int = WIDTH) -> str:
         [
             _fit(f.function or "(no function in url)", 40),
             f"{f.tasks:,}",
-            _money(f.spend),
+            money_text(f.spend),
             f"{f.queued:,}",
             f"{f.failed:,}",
         ]

@@ -379,3 +379,29 @@ def test_an_api_with_nothing_says_so(small: Path) -> None:
         "no errors entries in this window\n"
     )
     assert report.days[0].day == date(2026, 11, 1)
+
+
+def test_the_rich_table_fits_80_columns_and_holds_the_figures(small: Path) -> None:
+    """On a terminal with rich, the report is drawn by rich: within 80 columns, same figures."""
+    pytest.importorskip("rich", reason="rich comes with the cli extra")
+    import io
+
+    from dfs_async.cli.report import print_rich
+
+    with reading(small) as conn:
+        report = build_report(conn, at("2026-11-01 00:00"), at("2026-11-04 00:00"))
+    out = io.StringIO()
+    assert print_rich(report, out) is True
+    lines = out.getvalue().splitlines()
+    assert max(map(len, lines)) <= 80
+    assert lines[1] == "5 tasks, $0.1425: 1 still queued, 3 done, 1 failed"
+    days = [line.split()[:3] for line in lines if line.startswith("2026-11-")]
+    assert days == [
+        ["2026-11-01", "2", "$0.0425"],
+        ["2026-11-02", "1", "$0.0000"],
+        ["2026-11-03", "2", "$0.1000"],
+    ]
+    functions = [line.split() for line in lines if line.startswith("backlinks/b")]
+    assert functions == [["backlinks/backlinks/live", "3", "$0.1000", "1", "1"]]
+    errors = [line.split() for line in lines if line.startswith("backlinks/live")]
+    assert errors == [["backlinks/live", "50000", "2"], ["backlinks/live", "40501", "1"]]

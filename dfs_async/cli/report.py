@@ -2,9 +2,10 @@
 
 Reads a store (`-o FILE.sqlite` of id-list and errors) without its writer lock: in WAL mode it
 reads beside an export or a follow writing the file, from one snapshot. The figures come from
-`dfs_async._report`; `--format table` (the default) is plain text that fits 80 columns,
-`--format json` the same figures for machines. Standard library only at import: the parser
-registers the command without loading the client.
+`dfs_async._report`; `--format table` (the default) is plain text that fits 80 columns, drawn
+by rich instead on a terminal when rich is installed (the `cli` extra); `--format json` gives
+the same figures for machines. Standard library only at import: the parser registers the
+command without loading the client.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from datetime import datetime, timedelta, timezone
 from .dates import When, resolve_when
 from .exits import EXIT_OK, EXIT_USAGE, CliError
 
-__all__ = ["REPORT", "add_report_parser", "run"]
+#: typing.TYPE_CHECKING without importing typing (--help imports this module).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
+
+    from dfs_async._report import Report
+
+__all__ = ["REPORT", "add_report_parser", "print_rich", "run"]
 
 REPORT = "report"
 DEFAULT_FROM = timedelta(days=30)
@@ -109,7 +117,68 @@ def run(namespace: argparse.Namespace, now: datetime | None = None) -> int:
         conn.close()
     if namespace.format == "json":
         sys.stdout.write(json.dumps(report_json(report), indent=2) + "\n")
-    else:
+    elif not (sys.stdout.isatty() and print_rich(report)):
         sys.stdout.write(render_table(report))
     sys.stdout.flush()
     return EXIT_OK
+
+
+def print_rich(report: Report, file: TextIO | None = None) -> bool:
+    """The table drawn by rich on a terminal (at most 80 columns); False without rich."""
+    try:
+        from rich.bar import Bar
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # the `cli` extra is not installed: the plain text it is
+        return False
+    from dfs_async._report import money_text
+
+    console = Console(file=file, width=80) if file is not None else Console()
+    console.width = min(console.width, 80)
+    s = report.statuses
+    api = f", API {report.api}" if report.api else ""
+    console.print(
+        f"Tasks posted {report.start.isoformat()} to {report.end.isoformat()}{api}\n"
+        f"[bold]{report.tasks:,}[/] tasks, [bold]{money_text(report.spend)}[/]: "
+        f"{s.queued:,} still queued, {s.done:,} done, [red]{s.failed:,}[/] failed",
+        highlight=False,
+        no_wrap=True,
+        overflow="ellipsis",
+    )
+    by_spend = any(d.spend for d in report.days)
+    peak = max((d.spend if by_spend else d.tasks for d in report.days), default=0) or 1
+
+    def table(*headers: str, expand: bool = False) -> Table:
+        """Borderless, the first column left-aligned and the figures right-aligned."""
+        table = Table(box=None, pad_edge=False, padding=(0, 1), expand=expand)
+        for index, header in enumerate(headers):
+            table.add_column(header, justify="left" if index == 0 or not header else "right")
+        return table
+
+    days = table("day", "tasks", "spend", "", expand=True)
+    for d in report.days:
+        value = d.spend if by_spend else d.tasks
+        days.add_row(
+            d.day.isoformat(),
+            f"{d.tasks:,}",
+            money_text(d.spend),
+            Bar(peak, 0, value, color="cyan"),
+        )
+    console.print(days)
+    console.print()
+    functions = table("function", "tasks", "spend", "queued", "failed")
+    for f in report.functions:
+        functions.add_row(
+            f.function or "(no function in url)",
+            f"{f.tasks:,}",
+            money_text(f.spend),
+            f"{f.queued:,}",
+            f"{f.failed:,}",
+        )
+    console.print(functions if report.functions else "no tasks in this window")
+    console.print()
+    errors = table("errors: function", "code", "entries")
+    for e in report.errors:
+        errors.add_row(e.function, str(e.error_code), f"{e.entries:,}")
+    console.print(errors if report.errors else "no errors entries in this window")
+    return True
