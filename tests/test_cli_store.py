@@ -391,3 +391,27 @@ def test_report_reads_a_store_while_it_is_being_written(tmp_path: Path) -> None:
         finally:
             conn.close()
     assert text.splitlines()[1] == "0 tasks, $0.0000: 0 still queued, 0 done, 0 failed"
+
+
+async def test_ctrl_c_mid_export_exits_130_saying_how_to_continue(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """SIGINT while a call hangs after 2 pages: exit 130, pages kept, the hint names the file."""
+    emulator.inject(3, Fault.delay(600))
+    start = ago(100)
+    args = ("id-list", "--from", start, "-o", "t.sqlite", "--base-url", emulator.url)
+    process = await start_cli(args, tmp_path)
+    await wait_for_rows(tmp_path / "t.sqlite", 2000, process)
+    await asyncio.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, raw = await asyncio.wait_for(process.communicate(), 30)
+    err = raw.decode()
+    assert process.returncode == 130
+    items = emulator.expected_id_list(start, window_end(emulator))
+    assert re.fullmatch(
+        f"interrupted: 2,000 records costing \\{cost_text(items[:2000])}"
+        + SUMMARY_TAIL.format(pages=2, calls="[0-9]+")
+        + "; run the same command to continue from t.sqlite",
+        err.splitlines()[-1],
+    ), err
+    assert task_rows(tmp_path / "t.sqlite") == expected_rows(items[:2000], metadata=False)

@@ -199,6 +199,8 @@ class Export:
 
     def resume_hint(self) -> str:
         """How to continue, when the stream failed or stopped with a state file to go on from."""
+        if self.options.format == "sqlite" and self.started_stream:
+            return f"; run the same command to continue from {self.options.output}"  # its state
         if (
             self.state_file is None
             or not self.stream_opened
