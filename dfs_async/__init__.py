@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         RateLimit,
     )
     from ._redis import RedisBackend
+    from ._report import Report, build_report
     from ._resend import WebhookResend
     from ._retry import Retry
     from ._store import Store, StoreError, StoreLockedError, StoreWrite, read_store
@@ -92,6 +93,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "RedisBackend": ("._redis", "RedisBackend"),
     "RedisBackendError": ("._errors", "RedisBackendError"),
     "RedisUnavailableError": ("._errors", "RedisUnavailableError"),
+    "Report": ("._report", "Report"),
     "ReplyTooLargeError": ("._errors", "ReplyTooLargeError"),
     "RequestTimeoutError": ("._errors", "RequestTimeoutError"),
     "Retry": ("._retry", "Retry"),
@@ -108,6 +110,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "WEBHOOK_RESEND_MAX_IDS": ("._webhooks", "MAX_IDS"),
     "WebhookResend": ("._resend", "WebhookResend"),
     "WebhookResendOutcome": ("._models", "WebhookResendOutcome"),
+    "build_report": ("._report", "build_report"),
     "read_store": ("._store", "read_store"),
 }
 
@@ -158,6 +161,7 @@ __all__ = [
     "RedisBackendError",
     "RedisUnavailableError",
     "ReplyTooLargeError",
+    "Report",
     "RequestTimeoutError",
     "Retry",
     "ServerError",
@@ -172,5 +176,6 @@ __all__ = [
     "WebhookResend",
     "WebhookResendOutcome",
     "__version__",
+    "build_report",
     "read_store",
 ]

@@ -94,6 +94,14 @@ class Report:
     statuses: StatusCounts
     errors: tuple[ErrorCount, ...]
 
+    def to_json(self) -> dict[str, Any]:
+        """The figures as JSON types (`report_json`)."""
+        return report_json(self)
+
+    def render(self, width: int = WIDTH) -> str:
+        """The report as plain text no wider than `width` (`render_table`)."""
+        return render_table(self, width)
+
 
 def _dollars(micros: int | None) -> float:
     return (micros or 0) / 1_000_000

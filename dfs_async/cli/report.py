@@ -22,7 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO
 
-    from dfs_async._report import Report
+    from dfs_async import Report
 
 __all__ = ["REPORT", "add_report_parser", "print_rich", "run"]
 
@@ -94,9 +94,8 @@ def run(namespace: argparse.Namespace, now: datetime | None = None) -> int:
     import json
     import os
 
-    from dfs_async import StoreError, read_store
-    from dfs_async._endpoints import APIS
-    from dfs_async._report import build_report, render_table, report_json
+    from dfs_async import StoreError, build_report, read_store
+    from dfs_async._endpoints import APIS  # the names only (the client checks them itself)
 
     moment = now or datetime.now(timezone.utc).replace(microsecond=0)
     start, end = window(namespace.when_from, namespace.when_to, moment)
@@ -116,9 +115,9 @@ def run(namespace: argparse.Namespace, now: datetime | None = None) -> int:
     finally:
         conn.close()
     if namespace.format == "json":
-        sys.stdout.write(json.dumps(report_json(report), indent=2) + "\n")
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     elif not (sys.stdout.isatty() and print_rich(report)):
-        sys.stdout.write(render_table(report))
+        sys.stdout.write(report.render())
     sys.stdout.flush()
     return EXIT_OK
 
@@ -131,7 +130,9 @@ def print_rich(report: Report, file: TextIO | None = None) -> bool:
         from rich.table import Table
     except ImportError:  # the `cli` extra is not installed: the plain text it is
         return False
-    from dfs_async._report import money_text
+
+    def money_text(value: float) -> str:
+        return f"${value:,.4f}"  # as Report.render shows it
 
     console = Console(file=file, width=80) if file is not None else Console()
     console.width = min(console.width, 80)
