@@ -10,6 +10,8 @@ against a baseline run in the same process, the same run, on the same emulator:
 - ``quota``: 100 pages under the real 10/60 s limit on a virtual clock (naive aiolimiter loops).
 - ``memory``: peak traced memory streaming 1,000,000 task IDs against 10,000.
 - ``pipelining``: a slow consumer with and without the one-page prefetch.
+- ``cli``: the command line's start for --help/--version/a bad argument against a bare
+  interpreter, and JSON Lines through orjson against the standard library.
 
 ``python -m benchmarks`` runs them all, prints a table and writes ``benchmarks/results.json``;
 ``--smoke`` runs tiny sizes in seconds; ``--only NAME`` runs one.

@@ -73,7 +73,8 @@ def _startup(rounds: int) -> list[Row]:
     ]
 
 
-def _page() -> list[TaskId]:
+def page_of_task_ids() -> list[TaskId]:
+    """1000 records as id_list sends them (a third done), for the JSON Lines writer."""
     posted = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     return [
         TaskId(
@@ -89,7 +90,7 @@ def _page() -> list[TaskId]:
 
 
 def _jsonl(rounds: int) -> list[Row]:
-    page = _page()
+    page = page_of_task_ids()
     assert _orjson_lines(page) == jsonl_lines(page).encode("utf-8")  # the fast path, same bytes
     best = best_of(
         rounds,

@@ -19,6 +19,7 @@ import aiohttp
 import attrs
 
 from . import _transport
+from ._calls import ensure_open
 from ._endpoints import Api
 from ._errors import (
     ClientClosedError,
@@ -30,7 +31,7 @@ from ._errors import (
     TransportError,
 )
 from ._models import TaskError, TaskId
-from ._protocol import RawPage, describe, encode_body, is_transient, read_reply
+from ._protocol import RawPage, describe, encode_body, read_reply
 from ._ratelimit import Limiter, LimiterBackend, Permit, RateLimit, default_backend
 from ._resend import WebhookResend
 from ._retry import Retry
@@ -280,8 +281,7 @@ class Client:
             )
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise ClientClosedError("the client is closed; streams cannot continue after aclose()")
+        ensure_open(self)
 
     # -- endpoints -------------------------------------------------------------------------
 
@@ -359,7 +359,7 @@ class Client:
             stats, **{name: getattr(stats, name) + value for name, value in changes.items()}
         )
 
-    async def _fetch(self, path: str, task: dict[str, Any]) -> RawPage:
+    async def _fetch(self, path: str, task: Mapping[str, Any]) -> RawPage:
         """One page: the reply is checked down to its result list; the pager builds the records."""
 
         def read(status: int, headers: Mapping[str, str], raw: bytes) -> RawPage:
@@ -414,6 +414,8 @@ class Client:
                     proxy=self._proxy,
                 )
             except TransportError as exc:
+                # No reply arrived (or none that counts): the call is stamped now.
+                await self._release(limiter, permit)
                 error: DataForSEOError = exc
             except ReplyTooLargeError as exc:
                 # A reply did arrive (too much of it): the call is stamped.
@@ -434,8 +436,6 @@ class Client:
                 else:
                     logger.debug("%s %s%s in %.3f s", path, label, done(reply), loop.time() - sent)
                     return reply
-            if isinstance(error, TransportError):
-                await self._release(limiter, permit)
             if self._closed:
                 raise ClientClosedError("the client was closed during this call") from error
             if isinstance(error, RateLimitedError):
@@ -446,7 +446,7 @@ class Client:
                 # No reply, so no upper bound on when the server counted the call (it may
                 # still be running there): hold the quota for a period rather than guess.
                 await limiter.pause()
-            if not is_transient(error):
+            if not error.retryable:
                 raise error
             if attempt >= self.retry.attempts:
                 logger.error("%s: giving up after %d attempts: %s", path, attempt, describe(error))

@@ -1,27 +1,27 @@
-"""JSON values -> records, strictly typed, unknown fields tolerated.
+"""JSON values -> records, strictly typed, unknown fields tolerated: one cattrs decoder.
 
-Strategy: two decoders with one meaning. A page is first decoded by hand-written builders, one
-per record type, that take only the plain shapes a JSON decoder produces (``str``, ``int``,
-``float``, ``dict``, ``None``); that is nearly every page there is, and it runs at about the
-cost of building the records themselves. Anything else -- a missing field, a wrong type, a bad
-datetime, a ``str`` subclass -- makes a builder give up, and the whole page is decoded again by
-a detailed cattrs converter, which is the reference: it decides whether the page is valid, and
-its errors, through `cattrs.transform_error`, name the path
-(``$.tasks[0].result[3].datetime_done: invalid value ...``). On decoded JSON the builders accept
-exactly what the converter accepts and give the same records, so correct pages pay nothing for
-the good error messages, and a page too unusual for the builders still decodes, only slower.
+Strategy: records are decoded by cattrs, with structure functions generated once, at import
+(`cattrs.gen.make_dict_structure_fn`), from a converter whose hooks are strict: a ``str`` field
+takes exactly a ``str`` (no subclass), an ``int`` exactly an ``int`` (not a ``bool``), a
+``float`` an ``int`` or a ``float`` (not a ``bool``), a datetime only the API's two forms, to
+an aware UTC datetime. That converter runs without cattrs' detailed validation, so a correct
+page (nearly every page there is) costs one generated function call per record and one hook
+call per field. Only when it fails is the page decoded again with detailed validation, whose
+errors, through `cattrs.transform_error`, name the path
+(``$.tasks[0].result[3].datetime_done: invalid value ...``) and the hooks' own words. That
+second pass is the reference: what it accepts, the first one accepts too or hands over to it
+(a ``str`` subclass, a ``Mapping`` that is not a ``dict``, which no JSON decoder produces), so
+the two give the same records and only a failing page pays for the detail.
 """
 
 from __future__ import annotations
 
-import operator
-import types
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-import attrs
 import cattrs
+from cattrs.gen import make_dict_structure_fn
 
 from ._models import TaskError, TaskId
 
@@ -33,8 +33,12 @@ _UTC = timezone.utc
 _fromisoformat = datetime.fromisoformat
 
 
-def parse_datetime(value: object) -> datetime:
-    """Parse the API's ``YYYY-MM-DD HH:MM:SS +HH:MM`` (or offset-less, meaning UTC) to aware UTC."""
+def parse_datetime(value: object, _type: object = None) -> datetime:
+    """Parse the API's ``YYYY-MM-DD HH:MM:SS +HH:MM`` (or offset-less, meaning UTC) to aware UTC.
+
+    (`_type` is ignored: it makes this function a cattrs structure hook as it is, one call
+    less per datetime on the normal path.)
+    """
     # The two forms the API sends, tried first: " +00:00" and no offset, both UTC. Each becomes
     # "...+00:00", which fromisoformat reads straight to an aware UTC datetime; that is several
     # times cheaper than `.replace(tzinfo=UTC)`. Whatever fails here, or lands elsewhere than
@@ -89,127 +93,67 @@ def format_datetime(value: datetime) -> str:
     return value.astimezone(_UTC).strftime("%Y-%m-%d %H:%M:%S +00:00")
 
 
-# -- the fast builders ------------------------------------------------------------------------
+# -- the normal path: generated structure functions, strict hooks ------------------------------
 
 
-class _NotPlain(Exception):
-    """A value of another shape than the builders handle: the detailed converter decides."""
+class _NotPlain(TypeError):
+    """A value the normal path does not take; the detailed pass decides and words the error."""
 
 
-# Strategy: building a record through its attrs __init__ costs about half of decoding it: ten
-# keyword arguments, then object.__setattr__ once per slot. For a frozen, slotted record with
-# no validator, converter or init hook, that __init__ does nothing but set every slot, so the
-# builders do exactly that themselves: object.__new__, then each slot's own descriptor (what
-# object.__setattr__ ends up calling). `_slot_setters` refuses, at import, a record class for
-# which this would skip anything, so a validator added to a record later cannot be bypassed.
-def _slot_setters(cls: type[Any], names: Sequence[str]) -> tuple[Callable[[Any, Any], None], ...]:
-    fields = attrs.fields(cls)
-    slots = [cls.__dict__.get(name) for name in names]
-    if (
-        sorted(names) != sorted(field.name for field in fields)
-        or any(field.validator is not None or field.converter is not None for field in fields)
-        or hasattr(cls, "__attrs_pre_init__")
-        or hasattr(cls, "__attrs_post_init__")
-        or not all(isinstance(slot, types.MemberDescriptorType) for slot in slots)
-    ):
-        raise TypeError(f"{cls.__name__} needs its __init__: the fast builders cannot make it")
-    return tuple(slot.__set__ for slot in slots)  # type: ignore[union-attr]
+def _plain_str(value: Any, _: object) -> str:
+    if type(value) is str:
+        return value
+    raise _NotPlain
 
 
-_new = object.__new__
-_TASK_ID_SLOTS = _slot_setters(
-    TaskId, ("id", "url", "datetime_posted", "datetime_done", "status", "cost", "metadata")
-)
-_TASK_ERROR_SLOTS = _slot_setters(
-    TaskError,
-    (
-        "id", "datetime", "function", "error_code", "error_message", "http_url", "http_method",
-        "http_code", "http_time", "http_response",
-    ),
-)  # fmt: skip
-
-# One C call fetches every field (a missing one raises KeyError, a non-dict item TypeError:
-# either sends the page to the detailed converter, as _NotPlain does).
-_TASK_ID_FIELDS = operator.itemgetter(
-    "id", "url", "status", "cost", "datetime_posted", "datetime_done"
-)
-_TASK_ERROR_FIELDS = operator.itemgetter(
-    "id", "function", "error_message", "http_url", "http_method", "http_response",
-    "error_code", "http_code", "http_time", "datetime",
-)  # fmt: skip
+def _plain_int(value: Any, _: object) -> int:
+    if type(value) is int:
+        return value
+    raise _NotPlain
 
 
-def _build_task_id(item: Any) -> TaskId:
-    ident, url, status, cost, posted, done = _TASK_ID_FIELDS(item)
-    metadata = item.get("metadata")
-    if type(ident) is not str or type(url) is not str or type(status) is not str:
-        raise _NotPlain
-    if type(cost) is not float:
-        if type(cost) is not int:
-            raise _NotPlain
-        cost = float(cost)
-    # The converter would copy the metadata into a new dict, checking that its keys are
+def _plain_float(value: Any, _: object) -> float:
+    kind = type(value)
+    if kind is float:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return float(value)
+    raise _NotPlain
+
+
+def _plain_optional_datetime(value: Any, _: object) -> datetime | None:
+    return None if value is None else parse_datetime(value)
+
+
+def _plain_metadata(value: Any, _: object) -> Mapping[str, Any] | None:
+    # The detailed pass would copy the metadata into a new dict, checking that its keys are
     # strings; decoded JSON has only string keys, and the dict is the decoder's alone, so the
     # record takes it over as it is.
-    if metadata is not None and type(metadata) is not dict:
-        raise _NotPlain
-    record: TaskId = _new(TaskId)
-    set_id, set_url, set_posted, set_done, set_status, set_cost, set_metadata = _TASK_ID_SLOTS
-    set_id(record, ident)
-    set_url(record, url)
-    set_posted(record, parse_datetime(posted))
-    set_done(record, None if done is None else parse_datetime(done))
-    set_status(record, status)
-    set_cost(record, cost)
-    set_metadata(record, metadata)
-    return record
+    if value is None or type(value) is dict:
+        return value
+    raise _NotPlain
 
 
-def _build_task_error(item: Any) -> TaskError:
-    (
-        ident, function, error_message, http_url, http_method, http_response,
-        error_code, http_code, http_time, moment,
-    ) = _TASK_ERROR_FIELDS(item)  # fmt: skip
-    if (
-        type(ident) is not str
-        or type(function) is not str
-        or type(error_message) is not str
-        or type(http_url) is not str
-        or type(http_method) is not str
-        or type(http_response) is not str
-        or type(error_code) is not int
-        or type(http_code) is not int
-    ):
-        raise _NotPlain
-    if type(http_time) is not float:
-        if type(http_time) is not int:
-            raise _NotPlain
-        http_time = float(http_time)
-    record: TaskError = _new(TaskError)
-    (
-        set_id, set_datetime, set_function, set_error_code, set_error_message, set_http_url,
-        set_http_method, set_http_code, set_http_time, set_http_response,
-    ) = _TASK_ERROR_SLOTS  # fmt: skip
-    set_id(record, ident)
-    set_datetime(record, parse_datetime(moment))
-    set_function(record, function)
-    set_error_code(record, error_code)
-    set_error_message(record, error_message)
-    set_http_url(record, http_url)
-    set_http_method(record, http_method)
-    set_http_code(record, http_code)
-    set_http_time(record, http_time)
-    set_http_response(record, http_response)
-    return record
+def _build_plain() -> cattrs.Converter:
+    converter = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
+    converter.register_structure_hook(str, _plain_str)
+    converter.register_structure_hook(int, _plain_int)
+    converter.register_structure_hook(float, _plain_float)
+    converter.register_structure_hook(datetime, parse_datetime)
+    # One hook for the whole optional type, not cattrs' None check around the datetime hook.
+    converter.register_structure_hook(datetime | None, _plain_optional_datetime)
+    converter.register_structure_hook(Mapping[str, Any] | None, _plain_metadata)
+    return converter
 
 
-_BUILDERS: dict[type[Any], Callable[[Any], Any]] = {
-    TaskId: _build_task_id,
-    TaskError: _build_task_error,
+_PLAIN = _build_plain()
+#: The structure functions, generated once from the strict hooks above.
+_STRUCTURE: dict[type[Any], Callable[[Any, Any], Any]] = {
+    record_type: make_dict_structure_fn(record_type, _PLAIN) for record_type in (TaskId, TaskError)
 }
 
 
-# -- the detailed converter -------------------------------------------------------------------
+# -- the detailed pass: the reference, and the words of an error ----------------------------------
 
 
 # Strict scalars: cattrs' defaults call int()/float()/str(), which would turn "12" into 12 or
@@ -267,10 +211,10 @@ class DecodeFailure(Exception):
 
 def structure_records(items: Sequence[Any], record_type: type[T]) -> list[T]:
     """Decode JSON objects to records, raising `DecodeFailure` for the first bad one."""
-    build = _BUILDERS[record_type]
+    structure = _STRUCTURE[record_type]
     try:
-        return [build(item) for item in items]
-    except Exception:  # noqa: S110 - any failure is decided again by the detailed converter
+        return [structure(item, record_type) for item in items]
+    except Exception:  # noqa: S110 - any failure is decided again, in detail, below
         pass
     records: list[T] = []
     for index, item in enumerate(items):

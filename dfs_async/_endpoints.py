@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+# The reach rule is shared with the emulator; re-exported (`as`) for the modules that import it
+# from here.
+from ._calendar import ERRORS_DAYS as ERRORS_DAYS
+from ._calendar import ID_LIST_METADATA_MONTHS as ID_LIST_METADATA_MONTHS
+from ._calendar import ID_LIST_MONTHS as ID_LIST_MONTHS
+from ._calendar import months_before as months_before
 from ._convert import format_datetime, parse_datetime
 from ._errors import InvalidArgumentError
 from ._follow import FollowState
@@ -18,7 +23,7 @@ from ._resend import collect_failed_webhooks
 from ._webhooks import webhook_functions
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from ._calls import Calls
 
 __all__ = ["APIS", "MAX_PAGE_SIZE", "Api"]
 
@@ -37,18 +42,6 @@ APIS: Mapping[str, tuple[str, ...]] = {
     "on_page": ("id_list", "errors"),
     "serp": ("id_list", "errors"),
 }
-
-#: How far back the windows may reach (the endpoint documentation).
-ID_LIST_MONTHS = 6
-ID_LIST_METADATA_MONTHS = 1
-ERRORS_DAYS = 7
-
-
-def months_before(moment: datetime, months: int) -> datetime:
-    """The same day and time `months` calendar months earlier (clamped to the month's end)."""
-    year, month0 = divmod(moment.year * 12 + moment.month - 1 - months, 12)
-    day = min(moment.day, calendar.monthrange(year, month0 + 1)[1])
-    return moment.replace(year=year, month=month0 + 1, day=day)
 
 
 def _aware(name: str, value: object) -> datetime:
@@ -129,7 +122,7 @@ def _next_second(value: datetime) -> datetime:
 class Api:
     """``id_list`` and ``errors`` of one API: ``client.backlinks``, ``client.api("serp")``."""
 
-    def __init__(self, client: Client, name: str) -> None:
+    def __init__(self, client: Calls, name: str) -> None:
         if name not in APIS:
             raise InvalidArgumentError(
                 f"unknown API {name!r}; these have id_list/errors: {', '.join(sorted(APIS))}"

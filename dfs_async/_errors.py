@@ -3,18 +3,26 @@
     DataForSEOError
     ├── InvalidArgumentError (also ValueError)   bad arguments; raised before any call
     ├── ClientClosedError (also RuntimeError)    the client was closed or used from another loop
-    ├── TransportError                           no usable HTTP reply: connection, timeout
-    │   └── RequestTimeoutError
+    ├── TransportError                       R   no usable HTTP reply: connection, timeout
+    │   ├── RequestTimeoutError              R   no reply within the client's timeout
+    │   └── MalformedResponseError           R   not JSON at all (cut short, an HTML page)
     ├── DecodeError                              the reply was not what the contract describes
-    │   ├── MalformedResponseError               not JSON at all (cut short, an HTML page)
-    │   └── ReplyTooLargeError                   larger than max_reply_bytes; not retried
+    │   └── ReplyTooLargeError                   larger than max_reply_bytes
     ├── APIError                                 the server answered with an error code
-    │   ├── AuthenticationError                  credentials or account: do not retry
-    │   ├── InvalidRequestError                  the request was refused: do not retry
-    │   ├── RateLimitedError                     over the quota: wait, then retry
-    │   └── ServerError                          transient trouble on the server: retry
+    │   ├── AuthenticationError                  credentials or account
+    │   ├── InvalidRequestError                  the request was refused
+    │   ├── RateLimitedError                 R   over the quota: wait, then retry
+    │   └── ServerError                      R   transient trouble on the server
     └── RedisBackendError                        Redis refused the shared limit's command
         └── RedisUnavailableError                Redis was unreachable for all of retry_for
+
+R: `retryable` is True, the client tries the call again (within its `Retry` policy) before it
+raises the error; what reaches a caller after that is the last one. Every other class is
+raised at once. The attribute is on each class, so ``exc.retryable`` answers for any
+`DataForSEOError` without a list of classes to keep in step.
+
+Standard library only (nothing at all is imported): the command line loads this module to word
+an error without loading aiohttp or attrs.
 
 No exception carries the password, the Authorization header or the request headers, nor has
 one in its ``__cause__``/``__context__`` chain or in the local variables of its traceback.
@@ -50,7 +58,15 @@ def excerpt(text: str) -> str:
 
 
 class DataForSEOError(Exception):
-    """Base class of every error dfs-async raises on purpose."""
+    """Base class of every error dfs-async raises on purpose.
+
+    `retryable` says whether the client tries a call again after this error (within its
+    `Retry` policy) before raising it: True for transport trouble, replies that are not JSON,
+    rate limits and server errors; False for everything else, which retrying cannot fix.
+    """
+
+    retryable: bool = False
+    """Whether the client retries a call that failed with this error (set on each class)."""
 
 
 class InvalidArgumentError(DataForSEOError, ValueError):
@@ -64,8 +80,10 @@ class ClientClosedError(DataForSEOError, RuntimeError):
 class TransportError(DataForSEOError):
     """No usable HTTP reply arrived: the connection failed, dropped or timed out.
 
-    Transient: the client retries these before giving up with this error.
+    Transient (`retryable`): the client retries these before giving up with this error.
     """
+
+    retryable = True
 
     def __init__(self, message: str, *, endpoint: str) -> None:
         super().__init__(f"{message} ({endpoint})")
@@ -74,6 +92,23 @@ class TransportError(DataForSEOError):
 
 class RequestTimeoutError(TransportError):
     """The reply did not arrive within the client's timeout."""
+
+
+class MalformedResponseError(TransportError):
+    """The body is not a JSON envelope at all (cut short, a proxy's HTML page).
+
+    Transient (`retryable`): such replies come from the path between us and the API, so they
+    are retried, and so this is a `TransportError`, not a `DecodeError` (which is not
+    retried). `raw` keeps the text, `http_status` the HTTP status; `path` is ``"$"``.
+    """
+
+    #: Where in the reply the trouble is: the whole body.
+    path = "$"
+
+    def __init__(self, message: str, *, endpoint: str, http_status: int, raw: str) -> None:
+        super().__init__(f"{message} (HTTP {http_status}): {excerpt(raw)!r}", endpoint=endpoint)
+        self.http_status = http_status
+        self.raw = raw
 
 
 class DecodeError(DataForSEOError):
@@ -88,22 +123,6 @@ class DecodeError(DataForSEOError):
         self.endpoint = endpoint
         self.path = path
         self.raw = raw
-
-
-class MalformedResponseError(DecodeError):
-    """The body is not a JSON envelope at all (cut short, a proxy's HTML page).
-
-    Transient: such replies come from the path between us and the API, so they are retried.
-    """
-
-    def __init__(self, message: str, *, endpoint: str, http_status: int, raw: str) -> None:
-        super().__init__(
-            f"{message} (HTTP {http_status}): {excerpt(raw)!r}",
-            endpoint=endpoint,
-            path="$",
-            raw=raw,
-        )
-        self.http_status = http_status
 
 
 class ReplyTooLargeError(DecodeError):
@@ -149,7 +168,12 @@ class InvalidRequestError(APIError):
 
 
 class RateLimitedError(APIError):
-    """The server says the quota is spent; `retry_after` is how long the client waits."""
+    """The server says the quota is spent; `retry_after` is how long the client waits.
+
+    Retried (`retryable`) once the limiter's pause is over, not after a backoff.
+    """
+
+    retryable = True
 
     def __init__(
         self,
@@ -170,7 +194,12 @@ class RateLimitedError(APIError):
 
 
 class ServerError(APIError):
-    """Transient trouble on the server (internal error, update in progress, HTTP 5xx)."""
+    """Transient trouble on the server (internal error, update in progress, HTTP 5xx).
+
+    Retried (`retryable`) after a backoff.
+    """
+
+    retryable = True
 
 
 class RedisBackendError(DataForSEOError):

@@ -11,15 +11,17 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
+from ._calendar import ERRORS_DAYS, ID_LIST_METADATA_MONTHS, ID_LIST_MONTHS, months_before
+from ._calls import Calls, ensure_open
 from ._errors import InvalidArgumentError
 from ._follow import PAGE, ErrorsRules, FollowState, IdListRules, Window
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from ._endpoints import Api
+    from ._pager import Pager
 
 from ._models import TaskError, TaskId
 
@@ -32,6 +34,35 @@ logger = logging.getLogger("dfs_async")
 #: A window starts at least this long after the API's earliest allowed time, so a call that
 #: waits for the limiter a while is still within reach when it leaves.
 REACH_SLACK = timedelta(hours=1)
+
+
+class Api(Protocol):
+    """What a follower uses of its endpoints; `dfs_async.Api` (which builds followers) has it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def _client(self) -> Calls: ...
+
+    def _check_function(self, function: str) -> None: ...
+
+    def id_list(
+        self,
+        datetime_from: datetime | None = ...,
+        datetime_to: datetime | None = ...,
+        *,
+        include_metadata: bool = ...,
+        max_items: int | None = ...,
+    ) -> Pager[TaskId]: ...
+
+    def errors(
+        self,
+        filtered_function: str | None = ...,
+        *,
+        datetime_from: datetime | None = ...,
+        datetime_to: datetime | None = ...,
+    ) -> Pager[TaskError]: ...
 
 
 def _at(epoch: int) -> datetime:
@@ -96,8 +127,6 @@ class Follower(AsyncIterator[R], Generic[R]):
         await self.aclose()
 
     def _earliest_epoch(self, now: datetime) -> int:
-        from ._endpoints import months_before
-
         if isinstance(self._earliest, int):
             start = months_before(now, self._earliest)
         else:
@@ -106,7 +135,7 @@ class Follower(AsyncIterator[R], Generic[R]):
 
     async def _run(self) -> AsyncGenerator[R, None]:
         client = self._api._client
-        client._check_open()
+        ensure_open(client)
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
@@ -225,8 +254,6 @@ def follow_ids(
     resume: FollowState | None,
 ) -> Follower[TaskId]:
     """Build an id_list follower, every argument checked before any call (see Api.follow_ids)."""
-    from ._endpoints import ID_LIST_METADATA_MONTHS, ID_LIST_MONTHS
-
     api._check_function("id_list")
     interval = _interval("poll_interval", poll_interval, 1.0)
     back = int(_interval("lookback", lookback, 1.0))
@@ -263,8 +290,6 @@ def follow_errors(
     resume: FollowState | None,
 ) -> Follower[TaskError]:
     """Build an errors follower, every argument checked before any call."""
-    from ._endpoints import ERRORS_DAYS
-
     api._check_function("errors")
     interval = _interval("poll_interval", poll_interval, 1.0)
     back = int(_interval("lookback", lookback, 1.0))

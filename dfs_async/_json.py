@@ -86,6 +86,8 @@ _scanstring: Callable[[str, int, bool], tuple[str, int]] = vars(json.decoder)["s
 # the text itself is valid UTF-8 (read_reply decodes it strictly before parsing).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# A string literal of a document already parsed (so well formed): quotes, escapes, the rest.
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 # Python 3.11's C parser counts each nested container against the recursion limit, so with a
 # limit at or under MAX_DEPTH a document it parsed is no deeper. Later versions count against
@@ -109,7 +111,7 @@ def loads_json(body: bytes, text: str) -> Any:
         ):
             _check_depth(value)
     if _SURROGATE_ESCAPE.search(text) is not None:
-        _check_surrogates(value)
+        _check_surrogates(text)
     return value
 
 
@@ -125,19 +127,19 @@ def _check_depth(value: Any) -> None:
                 stack.append((child, depth + 1))
 
 
-def _check_surrogates(value: Any) -> None:
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if type(node) is dict:
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif type(node) is list:
-            stack.extend(node)
-        elif type(node) is str:
-            found = _SURROGATE.search(node)
-            if found is not None:
-                raise NotJSON(f"a string holds the lone surrogate \\u{ord(found.group()):04x}")
+def _check_surrogates(text: str) -> None:
+    """Refuse a lone surrogate in any string of the (valid) document `text`.
+
+    Read from the text, not from the parsed value: a key given twice keeps only its last value
+    there, and orjson refuses a lone surrogate in the one dropped too.
+    """
+    for literal in _STRING.finditer(text):
+        if _SURROGATE_ESCAPE.search(literal.group()) is None:
+            continue
+        string, _end = _scanstring(text, literal.start() + 1, True)
+        found = _SURROGATE.search(string)
+        if found is not None:
+            raise NotJSON(f"a string holds the lone surrogate \\u{ord(found.group()):04x}")
 
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
+from ._calls import Calls, ensure_open
 from ._errors import ClientClosedError, DecodeError
 from ._models import Page, TaskError, TaskId
 from ._pagination import (
@@ -23,8 +24,6 @@ from ._protocol import RawPage, decode_page
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from ._client import Client
 
 __all__ = ["Pager"]
 
@@ -41,17 +40,20 @@ class Pager(AsyncIterator[R], Generic[R]):
     from (``resume=pager.state``). Breaking out of the loop is fine: the prefetched call is
     cancelled once the pager is garbage collected, quietly; ``async with pager`` (or
     ``contextlib.aclosing``) cancels it at once.
+
+    It makes its calls through a `Calls` (the client), and only the pure `StreamCursor` decides
+    which call comes next.
     """
 
     def __init__(
         self,
         *,
-        client: Client,
+        client: Calls,
         record_type: type[R],
         state: PagerState,
         fix_datetime_to: Callable[[], str] | None,
     ) -> None:
-        self._client = client
+        self._calls = client
         self._record_type: type[R] = record_type
         self._initial = state
         self._fix_datetime_to = fix_datetime_to
@@ -148,41 +150,40 @@ class Pager(AsyncIterator[R], Generic[R]):
         return self._cursor
 
     async def _drive(self) -> AsyncGenerator[Page[R], None]:
-        client = self._client
-        client._check_open()  # fail before anything else, not at the first network call
+        calls = self._calls
+        ensure_open(calls)  # fail before anything else, not at the first network call
         cursor = self._start()
-        state = cursor.state
-        path = f"/v3/{state.api}/{state.function}"
-        current = state.next_request()
+        path = f"/v3/{cursor.state.api}/{cursor.state.function}"
+        current = cursor.state.next_request()
         # Every call runs as a task the client knows of, so that aclose() can stop it wherever
         # it waits (the limiter, a backoff, the network). With prefetching, the next call is
         # on its way while the consumer handles the current page (pipelining).
         call = self._call(path, current) if current is not None else None
-        # Without max_items, the next call depends only on this page's length, so it can leave
-        # before this page's records are built, and decoding overlaps the server's work.
-        early = bool(client.prefetch) and state.max_items is None
-        following: PageRequest | None
         try:
             while current is not None and call is not None:
-                raw = await _reply(client, call)
+                raw = await _reply(calls, call)
                 call = None
+                # The cursor names every request. With prefetching it names the next one as
+                # early as it can: before this page's records are built when the page's length
+                # alone decides (no max_items), so decoding overlaps the server's work on the
+                # next page; otherwise once the records are registered. An overfull reply is
+                # refused first, before anything of it is decoded.
                 try:
                     check_received(current, raw.received)
-                except PagingError as exc:
-                    raise _broken(path, raw, exc) from None
-                if early:
                     following = (
-                        PageRequest(offset=current.offset + raw.received, limit=state.page_size)
-                        if raw.received >= current.limit
+                        cursor.request_before_records(current, raw.received)
+                        if calls.prefetch
                         else None
                     )
-                    if following is not None:
-                        call = self._call(path, following)
-                        await _let_it_send()
+                except PagingError as exc:
+                    raise _broken(path, raw, exc) from None
+                if following is not None:
+                    call = self._call(path, following)
+                    await _let_it_send()
                 page = self._page(path, cursor, current, raw)
-                if not early:
+                if following is None:
                     following = cursor.next_request_after_page()
-                    if following is not None and client.prefetch:
+                    if following is not None and calls.prefetch:
                         call = self._call(path, following)
                 yield page
                 cursor.end_page()
@@ -220,7 +221,7 @@ class Pager(AsyncIterator[R], Generic[R]):
     def _call(self, path: str, request: PageRequest) -> asyncio.Task[RawPage]:
         params = self._start().state.params
         task = {**params, "limit": request.limit, "offset": request.offset}
-        return self._client._spawn(self._client._fetch(path, task))
+        return self._calls._spawn(self._calls._fetch(path, task))
 
 
 class _Pages(AsyncIterator[Page[R]], Generic[R]):
@@ -268,7 +269,7 @@ def _log_page(path: str, page: Page[Any], nulls: int) -> None:
         )
 
 
-async def _reply(client: Client, call: asyncio.Task[RawPage]) -> RawPage:
+async def _reply(calls: Calls, call: asyncio.Task[RawPage]) -> RawPage:
     """Await a call's task; if `aclose()` cancelled it, say so instead of CancelledError."""
     try:
         return await call
@@ -277,6 +278,6 @@ async def _reply(client: Client, call: asyncio.Task[RawPage]) -> RawPage:
         # cancelled under a running consumer becomes ClientClosedError.
         current = asyncio.current_task()
         ours = current is not None and current.cancelling() > 0
-        if client.closed and call.cancelled() and not ours:
+        if calls.closed and call.cancelled() and not ours:
             raise ClientClosedError("the client was closed while this stream was running") from None
         raise

@@ -296,6 +296,25 @@ class StreamCursor:
         """The call that will follow the current page (to prefetch it), if there is one."""
         return self._after_page().next_request()
 
+    def request_before_records(self, request: PageRequest, received: int) -> PageRequest | None:
+        """The call after a reply of `received` entries, named before its records are built.
+
+        ``None`` when there is none, or when it cannot be named yet: then it is
+        `next_request_after_page`, once `begin_page` has the records. Without `max_items` the
+        next request depends on the reply's length alone: a full page is followed by the
+        next one at ``offset + received``, a short page by nothing. That is exactly what
+        `next_request_after_page` gives after `begin_page` (the property tests hold it), and
+        when `begin_page` refuses the page instead, the stream ends there and the call sent
+        early is cancelled unread. So the pager may send it first, and the server works on the
+        next page while this one is decoded. With `max_items`, whether the stream is done
+        depends on how many records are new, which only the records tell.
+        """
+        check_received(request, received)
+        state = self.state
+        if state.max_items is not None or state.done or received < request.limit:
+            return None
+        return PageRequest(offset=request.offset + received, limit=state.page_size)
+
     def _after_page(self) -> PagerState:
         return self._after if self._request is not None and self._after is not None else self.state
 

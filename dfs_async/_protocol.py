@@ -37,7 +37,6 @@ __all__ = [
     "Reply",
     "decode_page",
     "encode_body",
-    "is_transient",
     "parse_reply",
     "read_envelope",
     "read_reply",
@@ -105,19 +104,6 @@ def api_error(code: int | None, message: str, *, http_status: int, endpoint: str
 def _own_code(code: int | None) -> int | None:
     """A DataForSEO error code (5 digits, 10000-60000), not a gateway's echo of the status."""
     return code if code is not None and 10000 <= code <= 60000 and code != OK else None
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether trying the same call again may succeed."""
-    return isinstance(
-        exc,
-        (
-            TransportError,
-            MalformedResponseError,
-            RateLimitedError,
-            ServerError,
-        ),
-    )
 
 
 def _status(obj: Mapping[str, Any]) -> tuple[int | None, str]:
@@ -355,8 +341,9 @@ def _original_index(result: list[Any], index: int) -> int:
 
 def describe(exc: DataForSEOError) -> str:
     """A short reason for logs: the class and the code, never a body or a header."""
-    if isinstance(exc, TransportError):
+    if isinstance(exc, TransportError) and not isinstance(exc, MalformedResponseError):
         # Its text names the failure and the host, never a header: "ServerDisconnectedError: ...".
+        # (A malformed reply's text quotes the body: it is told by its class and status.)
         return f"{type(exc).__name__}: {exc}"
     code = getattr(exc, "status_code", None)
     http = getattr(exc, "http_status", None)

@@ -20,7 +20,7 @@ from ._webhooks import (
 )
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from ._calls import Calls
     from ._pager import Pager
 
 __all__ = ["WebhookResend", "collect_failed_webhooks"]
@@ -35,7 +35,7 @@ class WebhookResend:
     yielded. Single-use.
     """
 
-    def __init__(self, client: Client, ids: list[str]) -> None:
+    def __init__(self, client: Calls, ids: list[str]) -> None:
         self._client = client
         self._ids = ids
         self._started = False
@@ -71,7 +71,7 @@ class WebhookResend:
                 yield outcome
 
 
-async def _resend_batch(client: Client, batch: Sequence[str]) -> list[WebhookResendOutcome]:
+async def _resend_batch(client: Calls, batch: Sequence[str]) -> list[WebhookResendOutcome]:
     def read(status: int, headers: Mapping[str, str], raw: bytes) -> list[WebhookResendOutcome]:
         return read_outcomes(
             endpoint=WEBHOOK_RESEND_PATH,

@@ -7,6 +7,10 @@ bound) is what keeps callers that failed together from trying again together: a 
 backoff sends every worker that lost Redis in the same second back to it in the same
 millisecond, again and again.
 
+What is retried is not decided here but on each error: `DataForSEOError.retryable` (True for
+transport trouble, a body that is not JSON, rate limits and server errors). The client retries
+exactly the errors that say so, so a caller reads the same decision on the error it gets.
+
 Pure arithmetic: the caller passes the random draw (from its own `random.Random`, so tests
 seed it) and does the waiting on the event loop's clock.
 """

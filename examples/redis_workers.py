@@ -37,6 +37,9 @@ from typing import Any
 
 import dfs_async
 
+# The package's own CALLS/SECONDS reader, so --rate means what the dfs-async command's does.
+from dfs_async._ratespec import parse_rate
+
 UTC = timezone.utc
 PATH = "/v3/backlinks/id_list"
 EMULATOR_LOGIN = "workers@example.com"
@@ -47,11 +50,10 @@ REDIS_URL_ENV = "DFS_ASYNC_REDIS_URL"
 
 
 def _rate(text: str) -> tuple[int, float]:
-    calls, _, period = text.partition("/")
     try:
-        return int(calls), float(period)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected CALLS/SECONDS, e.g. 10/60") from None
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # -- one worker ---------------------------------------------------------------------------------

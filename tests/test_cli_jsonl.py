@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.cli import page_of_task_ids
 from dfs_async import TaskError, TaskId
 from dfs_async.cli import writers
 from dfs_async.cli.writers import jsonl_bytes, jsonl_lines
@@ -86,18 +87,7 @@ def test_orjson_writes_the_stdlib_bytes(records: list[TaskId] | list[TaskError])
 
 def test_a_usual_page_takes_the_orjson_path() -> None:
     """Records as the API sends them are encoded by orjson, not handed back to the stdlib."""
-    posted = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-    page = [
-        TaskId(
-            id=f"11011200-1535-0216-0000-{n:012d}",
-            url="https://api.dataforseo.com/v3/backlinks/summary/live",
-            datetime_posted=posted + timedelta(seconds=n),
-            datetime_done=None if n % 3 else posted + timedelta(seconds=n + 5),
-            status="Ok." if n % 3 == 0 else "Task In Queue.",
-            cost=0.02 if n % 2 else 0.0,
-        )
-        for n in range(1000)
-    ]
+    page = page_of_task_ids()
     fast = writers._orjson_lines(page)
     assert fast is not None
     assert fast == jsonl_lines(page).encode("utf-8")

@@ -24,7 +24,8 @@ from dfs_async import FailedWebhook, TaskError, WebhookResendOutcome
 from dfs_async._webhooks import WEBHOOK_RESEND_PATH, latest_failures
 from dfs_async.cli.dates import parse_when_spec
 from dfs_async.cli.parser import build_parser
-from dfs_async.cli.resend import Ledger, Mark, Resend, Tally, resend_options
+from dfs_async.cli.resend import Resend, resend_options
+from dfs_async.cli.resend_rules import Ledger, Mark, Tally
 from dfs_async.testing import Emulator, WebhookTask
 
 UTC = timezone.utc

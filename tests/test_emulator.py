@@ -19,7 +19,7 @@ import attrs
 import looptime
 import pytest
 
-from dfs_async._endpoints import months_before
+from dfs_async._calendar import months_before
 from dfs_async.testing import (
     Emulator,
     Fault,

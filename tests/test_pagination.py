@@ -107,6 +107,8 @@ def run(
         result.history.append((request.limit, inserted, stale))
         assert result.calls <= 1000, "the stream never ends"
         try:
+            # The pager's early send (prefetch, no max_items) asks the cursor first.
+            early = cursor.request_before_records(request, len(keys))
             _, new = cursor.begin_page(request, len(keys), keys, keys)
         except PagingError as exc:
             result.error = exc
@@ -117,7 +119,10 @@ def run(
             cursor.consume()
             result.out.append(key)
         request = cursor.next_request_after_page()
+        # Sent early or after the records, the next request is the same one.
+        assert early == (request if cursor.state.max_items is None else None)
         cursor.end_page()
+        assert cursor.state.next_request() == request
         advance = len(keys)
     return result
 
@@ -454,3 +459,77 @@ def test_property_a_reply_longer_than_its_limit_ends_the_stream(
     assert str(result.error) == (
         f"the server sent {sent} records for limit {limit} at offset 0: it is not paging as asked"
     )
+
+
+@st.composite
+def states(draw: st.DrawFn) -> PagerState:
+    """Any position a stream can be at: page size, max_items, progress, keys seen, head growth."""
+    page_size = draw(st.integers(1, 12))
+    max_items = draw(st.none() | st.integers(1, 70))
+    yielded = draw(st.integers(0, 70 if max_items is None else max_items))
+    seen = draw(st.lists(st.sampled_from("abcdefghij"), max_size=page_size, unique=True))
+    return attrs.evolve(
+        fresh(page_size, max_items),
+        offset=draw(st.integers(yielded, yielded + 30)),
+        yielded=yielded,
+        seen=tuple(seen),
+        head_grows=draw(st.booleans()),
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(state=states(), data=st.data())
+def test_property_the_early_request_is_the_request_after_the_page(
+    state: PagerState, data: st.DataObject
+) -> None:
+    """Named before the records are built, the next request is the one the page leads to.
+
+    For any position and any reply of at most the limit (records old or new): the early
+    request is None with max_items, and otherwise equal to `next_request_after_page` after
+    `begin_page` and to the state's `next_request` after `end_page`, unless `begin_page` ends
+    the stream, which it does only for a full page.
+    """
+    request = state.next_request()
+    if request is None:
+        return
+    keys = data.draw(
+        st.lists(st.sampled_from("abcdefghijklmnopqrstuvwxyz"), max_size=request.limit, unique=True)
+    )
+    cursor = StreamCursor(state)
+    early = cursor.request_before_records(request, len(keys))
+    if state.max_items is not None:
+        assert early is None
+    else:
+        full = len(keys) == request.limit
+        assert early == (page(request.offset + len(keys), state.page_size) if full else None)
+    try:
+        cursor.begin_page(request, len(keys), keys, keys)
+    except PagingError:
+        assert len(keys) == request.limit
+        return
+    after = cursor.next_request_after_page()
+    if state.max_items is None:
+        assert early == after
+    assert cursor.end_page().next_request() == after
+
+
+@settings(max_examples=200, deadline=None)
+@given(state=states(), extra=st.integers(1, 5))
+def test_property_the_early_request_refuses_an_overfull_reply(
+    state: PagerState, extra: int
+) -> None:
+    """A reply longer than its limit is refused before any next request is named."""
+    request = state.next_request()
+    if request is None:
+        return
+    with pytest.raises(PagingError, match="it is not paging as asked"):
+        StreamCursor(state).request_before_records(request, request.limit + extra)
+
+
+def test_the_early_request_waits_for_the_records_when_max_items_is_set() -> None:
+    """With max_items, a full page names no early request: the records decide if it is the last."""
+    cursor = StreamCursor(fresh(page_size=3, max_items=6))
+    assert cursor.request_before_records(page(0, 3), 3) is None
+    plain = StreamCursor(fresh(page_size=3))
+    assert plain.request_before_records(page(0, 3), 3) == page(3, 3)
+    assert plain.request_before_records(page(0, 3), 2) is None

@@ -12,7 +12,7 @@ import pytest
 import dfs_async
 from dfs_async._convert import format_datetime, parse_datetime
 from dfs_async._json import PARSERS
-from dfs_async._protocol import encode_body, is_transient, parse_reply
+from dfs_async._protocol import encode_body, parse_reply
 
 DATA = Path(__file__).parent / "data"
 UTC = timezone.utc
@@ -227,7 +227,7 @@ def test_http_status_is_checked_first(
     assert type(info.value) is error
     assert info.value.http_status == status
     assert info.value.status_code is None
-    assert is_transient(info.value) is transient
+    assert info.value.retryable is transient
 
 
 def test_http_401_keeps_the_json_code_and_message(reply: Reply) -> None:
@@ -251,7 +251,7 @@ def test_non_json_body_is_a_transient_malformed_reply(body: bytes, reply: Reply)
     with pytest.raises(dfs_async.MalformedResponseError) as info:
         reply(body)
     assert info.value.raw == body.decode()
-    assert is_transient(info.value)
+    assert info.value.retryable is True
 
 
 @pytest.mark.parametrize(
@@ -271,7 +271,7 @@ def test_broken_envelope_names_the_field(envelope: dict[str, Any], path: str, re
     with pytest.raises(dfs_async.DecodeError) as info:
         reply(envelope)
     assert info.value.path == path
-    assert not is_transient(info.value)
+    assert info.value.retryable is False
 
 
 def test_body_is_one_task_array() -> None:
@@ -330,7 +330,7 @@ def test_http_status_decides_the_class_even_with_a_json_body(
         reply(body, status=status)
     assert type(info.value).__name__ == error
     assert info.value.status_code == code
-    assert is_transient(info.value) is (status >= 429 and status != 401)
+    assert info.value.retryable is (status >= 429 and status != 401)
 
 
 def test_body_that_is_not_utf8_is_malformed(reply: Reply) -> None:
@@ -371,7 +371,7 @@ def test_values_that_are_not_json_numbers_or_text_are_refused(
         f"expected a JSON envelope, got a body that is not JSON ({problem}) (HTTP 200): "
     )
     assert info.value.raw == body.decode()
-    assert is_transient(info.value)
+    assert info.value.retryable is True
 
 
 def test_a_surrogate_pair_is_one_character(reply: Reply) -> None:

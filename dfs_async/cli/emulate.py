@@ -21,11 +21,26 @@ from .exits import EXIT_USAGE, CliError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import contextlib
+    from typing import Protocol
 
     from dfs_async import Client, Retry
     from dfs_async.testing import Emulator
 
-    from .options import Options
+    class Options(Protocol):
+        """What the demo reads of the options (`dfs_async.cli.options.Options` has it; a
+        protocol, so that this module, which that one imports, imports nothing back)."""
+
+        @property
+        def command(self) -> str: ...
+        @property
+        def started(self) -> datetime: ...
+        @property
+        def emulate_rate(self) -> tuple[int, float] | None: ...
+        @property
+        def emulate_tasks(self) -> int: ...
+        @property
+        def emulate_errors(self) -> int: ...
+
 
 __all__ = ["command_now", "emulator_clock", "emulator_notice", "open_emulated_client"]
 

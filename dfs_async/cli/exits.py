@@ -14,7 +14,17 @@ import sys
 #: take any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .options import Options
+    from typing import Protocol
+
+    class Options(Protocol):
+        """What the closing lines read of the options (`dfs_async.cli.options.Options` has it;
+        a protocol, so that this module, which that one imports, imports nothing back)."""
+
+        @property
+        def debug(self) -> bool: ...
+        @property
+        def proxy(self) -> str | None: ...
+
 
 __all__ = ["CliError", "classify", "cli_wording", "error_line", "print_traceback", "say"]
 
@@ -75,6 +85,7 @@ def classify(exc: BaseException) -> tuple[int, str]:
         DecodeError,
         InvalidArgumentError,
         InvalidRequestError,
+        MalformedResponseError,
         RateLimitedError,
         ServerError,
         TransportError,
@@ -105,9 +116,9 @@ def classify(exc: BaseException) -> tuple[int, str]:
         return EXIT_UNAVAILABLE, f"still rate limited after retrying: {exc}"
     if isinstance(exc, ServerError):
         return EXIT_UNAVAILABLE, f"server trouble outlasted the retries: {exc}"
-    if isinstance(exc, TransportError):
+    if isinstance(exc, TransportError) and not isinstance(exc, MalformedResponseError):
         return EXIT_UNAVAILABLE, f"no answer from the API after retrying: {exc}"
-    if isinstance(exc, DecodeError):
+    if isinstance(exc, (DecodeError, MalformedResponseError)):
         return EXIT_UNAVAILABLE, f"the API sent a reply that cannot be read: {exc}"
     if isinstance(exc, APIError):
         return EXIT_UNAVAILABLE, f"the API answered with an error: {exc}"

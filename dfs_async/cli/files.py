@@ -15,7 +15,17 @@ from .exits import EXIT_USAGE, CliError
 from .state import StateFile
 
 if TYPE_CHECKING:
-    from .options import Options
+    from typing import Protocol
+
+    class Options(Protocol):
+        """The files a run writes (`dfs_async.cli.options.Options` has them; a protocol, so that
+        this module, which that one imports, imports nothing back)."""
+
+        @property
+        def output(self) -> str | None: ...
+        @property
+        def state(self) -> str | None: ...
+
 
 __all__ = ["check_files", "check_writable", "same_file"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from datetime import timedelta
 
+from dfs_async._ratespec import parse_rate
 from dfs_async._urls import DEFAULT_BASE_URL, SANDBOX_BASE_URL
 from dfs_async._version import __version__
 
@@ -42,18 +43,6 @@ RESEND_EXIT_CODES_HELP = (
     "cost limit, subscription, IP not whitelisted); 6 with --strict, some ids were refused; "
     "130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
 )
-
-
-def parse_rate(text: str) -> tuple[int, float]:
-    """``CALLS/SECONDS`` (``10/2``) as a pair; raises ValueError otherwise."""
-    calls, sep, seconds = text.partition("/")
-    try:
-        rate = (int(calls), float(seconds))
-    except ValueError:
-        rate = (0, 0.0)
-    if not sep or rate[0] < 1 or not 0 < rate[1] < float("inf"):
-        raise ValueError(f"{text!r} is not a rate: expected CALLS/SECONDS such as 10/2")
-    return rate
 
 
 class _Parser(argparse.ArgumentParser):

@@ -18,7 +18,8 @@ Run it as a process with `python -m dfs_async.testing --port 0` (see `--help`).
 """
 
 from ._data import TaskSequence, generate_errors, generate_tasks
-from ._emulator import Emulator, Fault, LoggedRequest
+from ._emulator import Emulator, LoggedRequest
+from ._faults import Fault
 from ._live import Live
 from ._webhooks import Hold, Resent, Webhooks, WebhookTask
 

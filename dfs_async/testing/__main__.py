@@ -12,6 +12,8 @@ import signal
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+from dfs_async._ratespec import parse_rate
+
 from ._emulator import Emulator
 from ._live import Live
 
@@ -23,14 +25,10 @@ SIX_MONTHS_DAYS = 186
 def _rate_limit(text: str) -> tuple[int, float] | None:
     if text == "off":
         return None
-    calls, sep, period = text.partition("/")
     try:
-        limit = (int(calls), float(period))
-    except ValueError:
-        limit = (0, 0.0)
-    if not sep or limit[0] < 1 or limit[1] <= 0:
-        raise argparse.ArgumentTypeError("expected CALLS/SECONDS (e.g. 10/60) or off")
-    return limit
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, or off") from None
 
 
 def _parser() -> argparse.ArgumentParser:
