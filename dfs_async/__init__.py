@@ -37,6 +37,8 @@ if TYPE_CHECKING:
         ReplyTooLargeError,
         RequestTimeoutError,
         ServerError,
+        StoreError,
+        StoreLockedError,
         TransportError,
     )
     from ._follow import FollowState
@@ -61,7 +63,7 @@ if TYPE_CHECKING:
     from ._report import Report, build_report
     from ._resend import WebhookResend
     from ._retry import Retry
-    from ._store import Store, StoreError, StoreLockedError, StoreWrite, read_store
+    from ._store import Store, StoreWrite, read_store
     from ._urls import DEFAULT_BASE_URL, SANDBOX_BASE_URL
     from ._webhooks import MAX_IDS as WEBHOOK_RESEND_MAX_IDS
 
@@ -101,8 +103,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "ServerError": ("._errors", "ServerError"),
     "Stats": ("._client", "Stats"),
     "Store": ("._store", "Store"),
-    "StoreError": ("._store", "StoreError"),
-    "StoreLockedError": ("._store", "StoreLockedError"),
+    "StoreError": ("._errors", "StoreError"),
+    "StoreLockedError": ("._errors", "StoreLockedError"),
     "StoreWrite": ("._store", "StoreWrite"),
     "TaskError": ("._models", "TaskError"),
     "TaskId": ("._models", "TaskId"),

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from ._errors import DataForSEOError
+from ._errors import StoreError, StoreLockedError
 from ._follow import FollowState
 from ._models import TaskError, TaskId
 from ._pagination import PagerState, record_key
@@ -63,8 +63,6 @@ if TYPE_CHECKING:
 __all__ = [
     "SCHEMA_VERSION",
     "Store",
-    "StoreError",
-    "StoreLockedError",
     "StoreWrite",
     "format_time",
     "read_store",
@@ -163,14 +161,6 @@ ON CONFLICT (key) DO UPDATE SET occurrences = """
 #: A follower delivers each occurrence once: add. A stream may be exported again: the larger.
 _UPSERT_ERROR_FOLLOW = _INSERT_ERROR + "occurrences + excluded.occurrences"
 _UPSERT_ERROR_STREAM = _INSERT_ERROR + "max(occurrences, excluded.occurrences)"
-
-
-class StoreError(DataForSEOError):
-    """The store file cannot be used: not a dfs-async store, a newer schema, or unreadable."""
-
-
-class StoreLockedError(StoreError):
-    """Another process is writing the store; a file has one writer at a time."""
 
 
 # -- the rows: pure --------------------------------------------------------------------------

@@ -458,7 +458,7 @@ async def test_an_export_killed_30_times_ends_with_the_emulators_data_exactly(
     """30 SIGKILLs at random moments, each resumed from the store: tasks and errors exact."""
     path = tmp_path / "t.sqlite"
     rng = random.Random(7)
-    async with Emulator(n_tasks=30_000, n_errors=4000, seed=9, rate_limit=None) as emu:
+    async with Emulator(n_tasks=50_000, n_errors=4000, seed=9, rate_limit=None) as emu:
         now = datetime.now(UTC).replace(microsecond=0)
         args = (
             "export",
@@ -480,7 +480,7 @@ async def test_an_export_killed_30_times_ends_with_the_emulators_data_exactly(
         assert process.returncode == 0, err.decode()
         tasks = [{**item, "metadata": None} for item in emu.tasks]  # asked for without
         entries = emu.errors
-    assert kills >= 25  # most runs were cut short, not let finish
+    assert kills >= 20  # most runs were cut short, not let finish
     got = task_rows(path)
     assert got == expected_tasks(tasks)
     assert error_rows(path) == expected_error_rows(entries)
