@@ -17,9 +17,11 @@ from .emulate import EMULATOR_ERRORS, EMULATOR_TASKS, command_now
 from .exits import EXIT_USAGE, CliError
 from .files import same_file
 from .parser import DEFAULT_API, build_parser
-from .sqlite import is_sqlite_name
 
-__all__ = ["Options", "common_problem", "options_from", "parse_options"]
+__all__ = ["SQLITE_SUFFIXES", "Options", "common_problem", "options_from", "parse_options"]
+
+#: -o names an SQLite store by these (then --format defaults to sqlite).
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 
 UTC = timezone.utc
 
@@ -93,7 +95,8 @@ def options_from(namespace: argparse.Namespace) -> Options:
         known["output"] = None
     omitted = frozenset(name for name in _FROM_STATE if known.get(name) is None)
     known.update({name: _FROM_STATE[name] for name in omitted}, omitted=omitted)
-    if "format" in omitted and is_sqlite_name(known.get("output")):
+    output = known.get("output")
+    if "format" in omitted and isinstance(output, str) and output.lower().endswith(SQLITE_SUFFIXES):
         known["format"] = "sqlite"
     options = Options(**known)
     options = options.at(command_now(options.emulate, os.environ))

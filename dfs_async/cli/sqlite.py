@@ -14,24 +14,27 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from dfs_async import Client, PagerState, Store, StoreError, StoreLockedError
 
 from .exits import EXIT_OK, EXIT_USAGE, CliError, say
-from .progress import plural
+from .options import Options
+from .progress import Counters, Display, plural
 
-if TYPE_CHECKING:
-    from .export import Export
-
-__all__ = ["SQLITE_SUFFIXES", "is_sqlite_name", "run_into_store", "stream_name"]
-
-SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+__all__ = ["run_into_store", "stream_name"]
 
 
-def is_sqlite_name(path: str | None) -> bool:
-    """Whether -o names an SQLite file by its suffix (then --format defaults to sqlite)."""
-    return path is not None and path.lower().endswith(SQLITE_SUFFIXES)
+class _Run(Protocol):
+    """What this loop reads and sets of the run (`export.Export`), named here so that the two
+    modules do not import each other."""
+
+    options: Options
+    counters: Counters
+    display: Display
+    notice: str | None
+    stream_opened: bool
+    started_stream: bool
 
 
 def stream_name(api: str, command: str) -> str:
@@ -50,10 +53,10 @@ def open_store(path: str) -> Store:
 
 
 async def run_into_store(
-    export: Export,
+    export: _Run,
     stack: contextlib.AsyncExitStack,
     client: Client,
-    open_pager: Callable[[Client, Any, PagerState | None], Any],
+    open_pager: Callable[[Client, Options, PagerState | None], Any],
 ) -> int:
     """The export loop for an SQLite output: one commit per page, with the state.
 
