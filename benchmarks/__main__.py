@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import cli, decode, follow, memory, pipelining, quota, stream
+from . import cli, decode, follow, memory, pipelining, quota, store, stream
 from ._common import Row, machine
 
 BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "pipelining": pipelining.run,
     "cli": cli.run,
     "follow": follow.run,
+    "store": store.run,
 }
 
 RESULTS = Path(__file__).resolve().parent / "results.json"

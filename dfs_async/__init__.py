@@ -37,6 +37,8 @@ if TYPE_CHECKING:
         ReplyTooLargeError,
         RequestTimeoutError,
         ServerError,
+        StoreError,
+        StoreLockedError,
         TransportError,
     )
     from ._follow import FollowState
@@ -58,8 +60,10 @@ if TYPE_CHECKING:
         RateLimit,
     )
     from ._redis import RedisBackend
+    from ._report import Report, build_report
     from ._resend import WebhookResend
     from ._retry import Retry
+    from ._store import Store, StoreWrite, read_store
     from ._urls import DEFAULT_BASE_URL, SANDBOX_BASE_URL
     from ._webhooks import MAX_IDS as WEBHOOK_RESEND_MAX_IDS
 
@@ -91,18 +95,25 @@ _LAZY: dict[str, tuple[str, str]] = {
     "RedisBackend": ("._redis", "RedisBackend"),
     "RedisBackendError": ("._errors", "RedisBackendError"),
     "RedisUnavailableError": ("._errors", "RedisUnavailableError"),
+    "Report": ("._report", "Report"),
     "ReplyTooLargeError": ("._errors", "ReplyTooLargeError"),
     "RequestTimeoutError": ("._errors", "RequestTimeoutError"),
     "Retry": ("._retry", "Retry"),
     "SANDBOX_BASE_URL": ("._urls", "SANDBOX_BASE_URL"),
     "ServerError": ("._errors", "ServerError"),
     "Stats": ("._client", "Stats"),
+    "Store": ("._store", "Store"),
+    "StoreError": ("._errors", "StoreError"),
+    "StoreLockedError": ("._errors", "StoreLockedError"),
+    "StoreWrite": ("._store", "StoreWrite"),
     "TaskError": ("._models", "TaskError"),
     "TaskId": ("._models", "TaskId"),
     "TransportError": ("._errors", "TransportError"),
     "WEBHOOK_RESEND_MAX_IDS": ("._webhooks", "MAX_IDS"),
     "WebhookResend": ("._resend", "WebhookResend"),
     "WebhookResendOutcome": ("._models", "WebhookResendOutcome"),
+    "build_report": ("._report", "build_report"),
+    "read_store": ("._store", "read_store"),
 }
 
 
@@ -154,14 +165,21 @@ __all__ = [
     "RedisBackendError",
     "RedisUnavailableError",
     "ReplyTooLargeError",
+    "Report",
     "RequestTimeoutError",
     "Retry",
     "ServerError",
     "Stats",
+    "Store",
+    "StoreError",
+    "StoreLockedError",
+    "StoreWrite",
     "TaskError",
     "TaskId",
     "TransportError",
     "WebhookResend",
     "WebhookResendOutcome",
     "__version__",
+    "build_report",
+    "read_store",
 ]

@@ -45,6 +45,8 @@ __all__ = [
     "ReplyTooLargeError",
     "RequestTimeoutError",
     "ServerError",
+    "StoreError",
+    "StoreLockedError",
     "TransportError",
 ]
 
@@ -232,3 +234,11 @@ class RedisBackendError(DataForSEOError):
 
 class RedisUnavailableError(RedisBackendError):
     """Redis could not be reached for the whole `retry_for`; `url` has no password in it."""
+
+
+class StoreError(DataForSEOError):
+    """A store file cannot be used: not a dfs-async store, a newer schema, or closed."""
+
+
+class StoreLockedError(StoreError):
+    """Another process is writing the store: a file has one writer at a time."""

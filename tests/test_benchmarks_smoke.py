@@ -41,6 +41,8 @@ ROWS = [
     "follow.state.posted",
     "follow.calls_per_poll.done",
     "follow.state.done",
+    "store.loop_hold",
+    "store.throughput",
 ]
 
 

@@ -54,8 +54,10 @@ DEMO_NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 def summary(records: str, pages: int, calls: int) -> str:
     """A pattern for the closing line: exact counts, any duration (`records` as printed)."""
+    # An id-list export also says what its tasks cost (tests/test_cli_store.py pins the sum).
     return (
-        rf"{records} in {pages} pages?, {calls} calls?, [0-9]+\.[0-9] s rate-limit wait, "
+        rf"{records}(?: costing \$[0-9,]+\.[0-9]{{4}})? in {pages} pages?, {calls} calls?, "
+        r"[0-9]+\.[0-9] s rate-limit wait, "
         r"[0-9]+\.[0-9] s"
     )
 
@@ -727,7 +729,8 @@ def test_sigint_mid_stream_exits_130_with_a_state_that_matches_the_output(
     pages = len(written) // 500
     calls = r"[0-9]+ calls?"  # the next page may be in flight when the signal comes
     assert re.fullmatch(
-        rf"interrupted: {len(written):,} records in {pages} pages?, {calls}, "
+        rf"interrupted: {len(written):,} records(?: costing \$[0-9,]+\.[0-9]{{4}})? "
+        rf"in {pages} pages?, {calls}, "
         rf"[0-9]+\.[0-9] s rate-limit wait, [0-9]+\.[0-9] s{CONTINUE}",
         err.splitlines()[-1],
     )

@@ -34,6 +34,8 @@ HIERARCHY: dict[type[Exception], tuple[set[type[BaseException]], bool]] = {
         {dfs_async.DataForSEOError, dfs_async.RedisBackendError},
         False,
     ),
+    dfs_async.StoreError: ({dfs_async.DataForSEOError}, False),
+    dfs_async.StoreLockedError: ({dfs_async.DataForSEOError, dfs_async.StoreError}, False),
 }
 
 #: The classes outside the package that an error class may also derive from, on purpose.

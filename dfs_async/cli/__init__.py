@@ -20,7 +20,8 @@ KeyboardInterrupt, which `main` turns into exit 130 like any other.
 One module per job: `parser` (the arguments, standard library only, so --help is instant),
 `dates`, `options`, `files` (checked before anything runs), `account` and `secrets`, `state`,
 `writers`, `progress`, `export` (the loop) and `signals`, `emulate`, `locks`, `logs`, `main`,
-and `resend` for resend-webhooks. Only the public API of `dfs_async` (and `dfs_async.testing`
+`resend` for resend-webhooks, `sqlite` for an export into an SQLite store (`-o FILE.sqlite`),
+and `report` for the report over one. Only the public API of `dfs_async` (and `dfs_async.testing`
 for `--emulate`) is used here; `rich` is imported only when a progress display is shown. The
 command line is the interface: these modules' Python names are not a public API.
 """

@@ -175,6 +175,12 @@ class Export:
         async with contextlib.AsyncExitStack() as stack:
             client = await self._client(stack)
             self.counters.stats = lambda: client.stats
+            if options.command == "id-list":
+                self.counters.cost = 0.0  # the summary says what the tasks written cost
+            if options.format == "sqlite":
+                from .sqlite import run_into_store
+
+                return await run_into_store(self, stack, client, _open_pager)
             pager = _open_pager(client, options, resume)
             stack.push_async_callback(pager.aclose)
             self.stream_opened = True
@@ -210,6 +216,7 @@ class Export:
                 output.write_records(page.records)
                 self.started_stream = True
                 self.counters.records += len(page.records)
+                self.counters.add_cost(page.records)
                 self.counters.pages += 1
                 self._save(output, pager.state)
                 self.display.update()
@@ -222,6 +229,8 @@ class Export:
 
     def resume_hint(self) -> str:
         """How to continue, when the stream failed or stopped with a state file to go on from."""
+        if self.options.format == "sqlite" and self.started_stream:
+            return f"; run the same command to continue from {self.options.output}"  # its state
         if (
             self.state_file is None
             or not self.stream_opened

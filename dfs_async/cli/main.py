@@ -14,6 +14,7 @@ from typing import Any
 
 from .exits import EXIT_INTERRUPTED, EXIT_OK, CliError, say
 from .parser import RESEND, build_parser
+from .report import REPORT
 
 __all__ = ["main"]
 
@@ -51,6 +52,14 @@ def _command(argv: Sequence[str] | None) -> int:
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     # Only now, with well-formed arguments, the client and the rest: --help did not wait.
+    if namespace.command == REPORT:
+        from .report import run as report
+
+        try:
+            return report(namespace)
+        except CliError as exc:
+            say(f"dfs-async: error: {exc.message}")
+            return exc.code
     if namespace.command == RESEND:
         from .resend import run
 
@@ -85,7 +94,9 @@ def _command(argv: Sequence[str] | None) -> int:
         )
     handler = configure_logging(options, job.display)
     try:
-        with exclusive(options.output, options.state):
+        # An SQLite output is locked by the store itself (one writer per file, FILE.lock).
+        output = None if options.format == "sqlite" else options.output
+        with exclusive(output, options.state):
             return run_export(job)
     except CliError as exc:
         return _refuse(exc, argv)

@@ -18,7 +18,10 @@ from .exits import EXIT_USAGE, CliError
 from .files import same_file
 from .parser import DEFAULT_API, build_parser
 
-__all__ = ["Options", "common_problem", "options_from", "parse_options"]
+__all__ = ["SQLITE_SUFFIXES", "Options", "common_problem", "options_from", "parse_options"]
+
+#: -o names an SQLite store by these (then --format defaults to sqlite).
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 
 UTC = timezone.utc
 
@@ -96,12 +99,23 @@ def options_from(namespace: argparse.Namespace) -> Options:
         known["output"] = None
     omitted = frozenset(name for name in _FROM_STATE if known.get(name) is None)
     known.update({name: _FROM_STATE[name] for name in omitted}, omitted=omitted)
+    output = known.get("output")
+    if "format" in omitted and isinstance(output, str) and output.lower().endswith(SQLITE_SUFFIXES):
+        known["format"] = "sqlite"
     options = Options(**known)
     options = options.at(command_now(options.emulate, os.environ))
     problem = common_problem(options)
     if options.command == "id-list" and options.when_from is None and options.state is None:
         problem = "the following arguments are required: --from (or --state of an earlier export)"
-    if options.state is not None:
+    if options.format == "sqlite":
+        if options.output is None:
+            problem = "--format sqlite needs -o FILE: a database cannot go to standard output"
+        elif options.state is not None:
+            problem = (
+                "--state is not needed with an SQLite output: the state is kept inside "
+                f"{options.output}, committed with each page; drop --state"
+            )
+    elif options.state is not None:
         if options.output is None:
             problem = (
                 "--state needs -o FILE: standard output cannot be cut back to the last saved "

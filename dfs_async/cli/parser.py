@@ -17,6 +17,7 @@ from dfs_async._version import __version__
 from .dates import DATES_HELP, When, parse_when_spec
 from .emulate import EMULATOR_ERRORS, EMULATOR_RATE, EMULATOR_TASKS, REAL_RATE
 from .exits import EXIT_CODES_HELP, EXIT_USAGE, CliError
+from .report import add_report_parser
 
 #: typing.TYPE_CHECKING without importing typing (a few ms of every --help); type checkers
 #: take any name TYPE_CHECKING as true.
@@ -88,9 +89,11 @@ def _common_options() -> _Parser:
     output = common.add_argument_group("output")
     output.add_argument(
         "--format",
-        choices=("jsonl", "csv"),
+        choices=("jsonl", "csv", "sqlite"),
         default=None,  # left out: a continued export keeps its own (see _FROM_STATE)
-        help="JSON Lines (default) or CSV with a header row",
+        help="JSON Lines (default), CSV with a header row, or an SQLite store (the default "
+        "for -o FILE.sqlite, .sqlite3 or .db: a task's latest version per row, the state "
+        "kept inside, so no --state; see 'dfs-async report')",
     )
     output.add_argument(
         "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
@@ -275,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
     )
     _resend_parser(commands)
+    add_report_parser(commands, when)
     return parser
 
 

@@ -6,13 +6,14 @@ a terminal, and rich is imported only then.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
 
-from dfs_async import Stats
+from dfs_async import Stats, TaskId
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -37,11 +38,24 @@ def _clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{rest:02d}"
 
 
-def summary_line(*, records: int, earlier: int, pages: int, stats: Stats, elapsed: float) -> str:
-    """``2,500 records in 3 pages, 3 calls, 0.0 s rate-limit wait, 1.2 s``."""
+def summary_line(
+    *,
+    records: int,
+    earlier: int,
+    pages: int,
+    stats: Stats,
+    elapsed: float,
+    cost: float | None = None,
+) -> str:
+    """``2,500 records costing $51.2345 in 3 pages, 3 calls, 0.0 s rate-limit wait, 1.2 s``.
+
+    `cost` is the sum of the records' ``cost`` this run wrote (tasks; errors entries have none).
+    """
     text = plural(records, "record")
     if earlier:
         text += f" ({earlier + records:,} with the earlier runs)"
+    if cost is not None:
+        text += f" costing ${cost:,.4f}"
     calls = plural(stats.calls, "call")
     if stats.retries:
         calls += f" ({plural(stats.retries, 'retry', 'retries')})"
@@ -90,6 +104,14 @@ class Counters:
     pages: int = 0
     #: The client's counters, once there is a client.
     stats: Callable[[], Stats] = _no_calls_yet
+    #: The summed cost of the tasks this run wrote (None: no tasks, an errors export).
+    cost: float | None = None
+
+    def add_cost(self, records: Sequence[object]) -> None:
+        """Count the cost of the tasks among `records` (errors entries have none)."""
+        costs = [record.cost for record in records if isinstance(record, TaskId)]
+        if costs:
+            self.cost = math.fsum([self.cost or 0.0, *costs])
 
     def summary(self) -> str:
         return summary_line(
@@ -98,6 +120,7 @@ class Counters:
             pages=self.pages,
             stats=self.stats(),
             elapsed=time.monotonic() - self.started,
+            cost=self.cost,
         )
 
 
