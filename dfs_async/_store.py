@@ -457,6 +457,67 @@ class Store:
         self._check_open()
         return dict(self._conn.execute("SELECT stream, kind FROM state ORDER BY stream"))
 
+    # -- reading back ------------------------------------------------------------------------
+
+    def tasks_to_follow(self, api: str, since: datetime) -> list[TaskId]:
+        """The tasks of `api` that a follow continuing at `since` must know, as records: those
+        still queued (their completion is to come) and those posted or done since `since`.
+
+        What `FollowState.after_id_list_export` keeps of an export, read from the file.
+        """
+        self._check_open()
+        cutoff = format_time(since)
+        rows = self._conn.execute(
+            "SELECT id, url, datetime_posted, datetime_done, status, cost, metadata FROM tasks "
+            "WHERE api = ? AND (datetime_done IS NULL OR datetime_posted >= ? "
+            "OR datetime_done >= ?) ORDER BY datetime_posted, id",
+            (api, cutoff, cutoff),
+        )
+        return [
+            TaskId(
+                id=id_,
+                url=url,
+                datetime_posted=datetime.fromisoformat(posted),
+                datetime_done=None if done is None else datetime.fromisoformat(done),
+                status=status,
+                cost=cost,
+                metadata=None if metadata is None else json.loads(metadata),
+            )
+            for id_, url, posted, done, status, cost, metadata in rows
+        ]
+
+    def errors_since(
+        self, api: str, since: datetime, function: str | None = None
+    ) -> list[TaskError]:
+        """The errors entries of `api` (of one `function`, if given) at or after `since`, each
+        occurrence once: what `FollowState.after_errors_export` counts of an export."""
+        self._check_open()
+        query = (
+            "SELECT id, datetime, function, error_code, error_message, http_url, http_method, "
+            "http_code, http_time, http_response, occurrences FROM errors "
+            "WHERE api = ? AND datetime >= ?"
+        )
+        parameters: tuple[Any, ...] = (api, format_time(since))
+        if function is not None:
+            query, parameters = query + " AND function = ?", (*parameters, function)
+        entries = []
+        for *fields, occurrences in self._conn.execute(query + " ORDER BY datetime", parameters):
+            id_, moment, *rest = fields
+            entry = TaskError(
+                id=id_,
+                datetime=datetime.fromisoformat(moment),
+                function=rest[0],
+                error_code=rest[1],
+                error_message=rest[2],
+                http_url=rest[3],
+                http_method=rest[4],
+                http_code=rest[5],
+                http_time=rest[6],
+                http_response=rest[7],
+            )
+            entries += [entry] * occurrences
+        return entries
+
     # -- writes ------------------------------------------------------------------------------
 
     def write(

@@ -35,7 +35,7 @@ from .emulate import EMULATOR_RATE, emulator_notice
 from .exits import EXIT_OK, EXIT_USAGE, CliError, say
 from .export import _check_resume, open_client
 from .progress import Counters, plural
-from .state import SavedState, StateFile, load_state, save_state
+from .state import FOLLOW_LOOKBACK, SavedState, StateFile, load_state, save_state
 from .writers import Output, field_names
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["FollowDisplay", "FollowRun", "follow_line", "read_back"]
 
 UTC = timezone.utc
-LOOKBACK = 120
 
 
 def _clock(seconds: float) -> str:
@@ -247,7 +246,12 @@ class FollowRun:
                 self.resume = (self.state_file, saved)
                 if saved.started is not None:
                     options = options.at(saved.started)
-        if self.resume is None and options.command == "id-list" and options.when_from is None:
+        if (
+            self.resume is None
+            and options.command == "id-list"
+            and options.when_from is None
+            and options.format != "sqlite"  # the file keeps what it continues: see cli.sqlite
+        ):
             raise CliError(
                 EXIT_USAGE,
                 f"--from is required: the state file {options.state} does not exist yet, so "
@@ -283,6 +287,10 @@ class FollowRun:
                         f"{plural(rate[0], 'call')} / {rate[1]:g} s"
                     )
             self.counters.stats = lambda: client.stats
+            if options.format == "sqlite":
+                from .sqlite import follow_into_store
+
+                return await follow_into_store(self, stack, client)
             follower = self._follower(client)
             self.follower = follower
             stack.push_async_callback(follower.aclose)
@@ -320,15 +328,19 @@ class FollowRun:
         self.resume = (self.resume[0], saved)
 
     def _follower(self, client: Client) -> Follower[Any]:
-        options = self.options
-        api = client.api(options.api)
         saved = None if self.resume is None else self.resume[1]
         resume = None if saved is None else saved.follow
         if saved is not None and resume is None:
             resume = self._after_export(saved)
+        return self.make_follower(client, resume)
+
+    def make_follower(self, client: Client, resume: FollowState | None) -> Follower[Any]:
+        """The follower of these options, continuing `resume` (else from --from)."""
+        options = self.options
+        api = client.api(options.api)
         common: dict[str, Any] = {
             "poll_interval": options.poll_interval,
-            "lookback": float(LOOKBACK),
+            "lookback": float(FOLLOW_LOOKBACK),
             "resume": resume,
             "once": options.update,
         }
@@ -353,7 +365,7 @@ class FollowRun:
                 api=stream.api,
                 include_metadata=bool(stream.params.get("include_metadata", False)),
                 end=end,
-                lookback=LOOKBACK,
+                lookback=FOLLOW_LOOKBACK,
                 tasks=(r for r in records if isinstance(r, TaskId)),
             )
         function = stream.params.get("filtered_function")
@@ -361,7 +373,7 @@ class FollowRun:
             api=stream.api,
             filtered_function=None if function is None else str(function),
             end=end,
-            lookback=LOOKBACK,
+            lookback=FOLLOW_LOOKBACK,
             entries=(r for r in records if isinstance(r, TaskError)),
         )
 

@@ -105,7 +105,11 @@ def options_from(namespace: argparse.Namespace) -> Options:
     options = Options(**known)
     options = options.at(command_now(options.emulate, os.environ))
     problem = common_problem(options)
-    if options.command == "id-list" and options.when_from is None and options.state is None:
+    # An SQLite file keeps the state it continues from (a follow's, or a finished export's).
+    continued = options.state is not None or (
+        options.format == "sqlite" and (options.follow or options.update)
+    )
+    if options.command == "id-list" and options.when_from is None and not continued:
         problem = "the following arguments are required: --from (or --state of an earlier export)"
     if options.format == "sqlite":
         if options.output is None:
@@ -136,8 +140,11 @@ def _follow_problem(options: Options, values: dict[str, Any]) -> str | None:
             return "--poll-interval needs --follow"
         return None
     flag = "--follow" if options.follow else "--update"
-    if options.update and options.state is None:
-        return "--update needs --state: the file that says where the last run ended"
+    if options.update and options.state is None and options.format != "sqlite":
+        return (
+            "--update needs --state (or an SQLite -o FILE.sqlite): the file that says where "
+            "the last run ended"
+        )
     if options.when_to is not None:
         return f"{flag} runs up to now: leave out --to"
     if options.max_items is not None:

@@ -26,6 +26,8 @@ __all__ = ["SavedState", "StateFile", "fsync_directory", "load_state", "save_sta
 
 UTC = timezone.utc
 STATE_FORMAT = 1
+#: How far back of where an export ended (seconds) the follow that continues it reads again.
+FOLLOW_LOOKBACK = 120
 
 
 @attrs.frozen
