@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Generator
 from typing import Any
 
@@ -28,3 +29,17 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]
     finally:
         policy.set_event_loop(None)
         loop.close()
+
+
+#: Set by .ci/run for most of its faked instants: the heavy tests (minutes of real-clock kill
+#: loops, whose windows are relative to now) then run at one faked instant, not at each.
+SKIP_HEAVY = "DFS_ASYNC_SKIP_HEAVY"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get(SKIP_HEAVY) != "1":
+        return
+    skip = pytest.mark.skip(reason=f"a heavy real-clock test, skipped with ${SKIP_HEAVY}=1")
+    for item in items:
+        if item.get_closest_marker("heavy") is not None:
+            item.add_marker(skip)
