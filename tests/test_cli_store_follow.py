@@ -10,9 +10,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_follow_cli import LOGIN, PASSWORD, live_account, run, since, spawn
 
 from dfs_async.testing import Emulator, Live
+
+#: Minutes of real-clock kill loops: .ci/run runs these at one faked instant of its eight.
+pytestmark = pytest.mark.heavy
 
 KILLS = 30
 

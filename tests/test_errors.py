@@ -155,6 +155,8 @@ INSTANCES: list[Exception] = [
     ),
     dfs_async.RedisBackendError("NOSCRIPT", url="redis://127.0.0.1:6379/0"),
     dfs_async.RedisUnavailableError("unreachable", url="redis://127.0.0.1:6379/0"),
+    dfs_async.StoreError("tasks.sqlite is not a dfs-async store (no meta table)"),
+    dfs_async.StoreLockedError("tasks.sqlite is being written by process 4242 on build-1"),
 ]
 
 

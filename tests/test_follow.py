@@ -116,6 +116,7 @@ async def run_follow(
     return log, saved[0], calls_per_poll
 
 
+@pytest.mark.heavy
 @pytest.mark.looptime
 @pytest.mark.parametrize("window_on", ["posted", "done"])
 async def test_three_hours_followed_without_kills_yield_each_version_once(window_on: str) -> None:
@@ -154,6 +155,7 @@ STEADY = {
 }
 
 
+@pytest.mark.heavy
 @pytest.mark.looptime
 @pytest.mark.parametrize("window_on", ["posted", "done"])
 async def test_steady_state_calls_per_poll_with_hours_long_queues(window_on: str) -> None:
@@ -287,6 +289,7 @@ async def test_aclose_mid_poll_cancels_cleanly_and_state_resumes(
     assert "never retrieved" not in caplog.text
 
 
+@pytest.mark.heavy
 @pytest.mark.looptime
 @pytest.mark.parametrize("window_on", ["posted", "done"])
 async def test_an_export_then_hourly_one_poll_updates_deliver_each_version_once(
@@ -359,6 +362,7 @@ async def test_an_errors_export_then_one_poll_updates_deliver_each_entry_once() 
     assert sorted(log, key=repr) == sorted(expected, key=repr)
 
 
+@pytest.mark.heavy
 @pytest.mark.looptime
 @pytest.mark.parametrize("window_on", ["posted", "done"])
 async def test_batches_saved_after_each_one_through_kills_yield_each_version_once(

@@ -120,6 +120,7 @@ def test_the_progress_line_says_new_updated_calls_and_the_next_poll() -> None:
     )
 
 
+@pytest.mark.heavy
 async def test_follow_through_sigkills_writes_every_version_and_entry_once(
     tmp_path: Path,
 ) -> None:
@@ -164,6 +165,7 @@ async def test_follow_through_sigkills_writes_every_version_and_entry_once(
     assert len(expected) > 20
 
 
+@pytest.mark.heavy
 async def test_update_after_an_export_run_repeatedly_writes_each_change_once(
     tmp_path: Path,
 ) -> None:
@@ -256,6 +258,7 @@ async def test_a_follows_state_is_not_continued_as_a_plain_export(tmp_path: Path
     assert (tmp_path / "t.jsonl").stat().st_size == size > 0
 
 
+@pytest.mark.heavy
 async def test_on_a_terminal_the_line_shows_new_updated_calls_and_the_next_poll(
     tmp_path: Path,
 ) -> None:
@@ -359,6 +362,7 @@ def test_read_back_names_a_row_that_is_not_ours(tmp_path: Path) -> None:
     assert info.value.code == 2
 
 
+@pytest.mark.heavy
 async def test_update_finishes_an_interrupted_export_then_continues_it(tmp_path: Path) -> None:
     """An export SIGKILLed mid-way, then --update: it is finished, then followed; the file
     holds every task, each version at most once, the last row of each its version now."""

@@ -350,6 +350,7 @@ async def test_a_follow_beside_a_full_export_on_one_client_slows_it_by_its_own_c
     assert len(log) == len(set(log))
 
 
+@pytest.mark.heavy
 async def test_a_follow_and_an_export_in_another_process_share_one_quota_through_redis(
     tmp_path: Any,
 ) -> None:

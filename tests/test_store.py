@@ -452,6 +452,7 @@ async def kill(process: asyncio.subprocess.Process) -> bytes:
     return err
 
 
+@pytest.mark.heavy
 async def test_an_export_killed_30_times_ends_with_the_emulators_data_exactly(
     tmp_path: Path,
 ) -> None:
@@ -498,6 +499,7 @@ SPEED = 60.0
 LIVE_START = datetime(2026, 11, 1, tzinfo=UTC)
 
 
+@pytest.mark.heavy
 async def test_a_follow_killed_30_times_ends_with_the_live_emulators_data_exactly(
     tmp_path: Path,
 ) -> None:
