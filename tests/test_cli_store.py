@@ -337,15 +337,16 @@ async def exported(emulator: Emulator, tmp_path: Path) -> Path:
 
 async def test_report_json_and_table_are_the_librarys_figures(exported: Path) -> None:
     """`report --format json` is build_report's JSON; the table is its text, within 80 columns."""
-    window = ("--from", "2026-06-01", "--to", "2027-01-01")
+    # Whole days around the export's last 100 (the data are laid out back from now).
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, end = today - timedelta(days=200), today + timedelta(days=2)
+    window = ("--from", f"{start:%Y-%m-%d}", "--to", f"{end:%Y-%m-%d}")
     code, out, err = await run(
         "report", str(exported), *window, "--format", "json", cwd=exported.parent
     )
     assert (code, err) == (0, "")
     with contextlib.closing(read_store(exported)) as conn:
-        report = build_report(
-            conn, datetime(2026, 6, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
-        )
+        report = build_report(conn, start, end)
     assert json.loads(out) == report_json(report)
     assert report.tasks > 4000
     code, out, err = await run("report", str(exported), *window, cwd=exported.parent)
