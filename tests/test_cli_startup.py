@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 
@@ -37,10 +38,24 @@ print(json.dumps({"code": code, "out": out.getvalue(), "err": err.getvalue(),
 """
 
 
+def uninstrumented() -> dict[str, str]:
+    """This environment without coverage's switches: under `pytest --cov` a child process
+    starts coverage first (its .pth files), which imports typing and shutil itself."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("COV_CORE_", "COVERAGE_"))
+    }
+
+
 def probe(*args: str) -> dict[str, object]:
     """Run the CLI with `args` in a fresh interpreter; its result and the modules it loaded."""
     result = subprocess.run(  # noqa: S603 -- our own interpreter
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=uninstrumented(),
     )
     data: dict[str, object] = json.loads(result.stdout)
     return data
@@ -102,7 +117,11 @@ def test_importing_the_package_alone_loads_no_client() -> None:
     """`import dfs_async` costs nothing until a name is used."""
     script = "import sys, json, dfs_async; print(json.dumps(sorted(sys.modules)))"
     result = subprocess.run(  # noqa: S603 -- our own interpreter
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=uninstrumented(),
     )
     assert heavy_modules(json.loads(result.stdout)) == []
 
@@ -110,8 +129,13 @@ def test_importing_the_package_alone_loads_no_client() -> None:
 def run_fresh(script: str) -> str:
     """`script` in a fresh interpreter (no dfs_async name used yet); its standard output."""
     result = subprocess.run(  # noqa: S603 -- our own interpreter
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=uninstrumented(),
     )
+    assert result.returncode == 0, result.stderr  # what went wrong, if anything
     return result.stdout
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import signal
 import sqlite3
@@ -31,7 +32,7 @@ def final_tasks(live: Live) -> dict[str, tuple[Any, ...]]:
 
 def stored_tasks(path: Path) -> dict[str, tuple[Any, ...]]:
     """The tasks table in the same form (the store keeps ISO 8601 UTC text)."""
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         rows = conn.execute("SELECT id, datetime_done, status, cost FROM tasks").fetchall()
     return {
         task_id: (task_id, None if done is None else done[:19].replace("T", " "), status, cost)
@@ -41,7 +42,7 @@ def stored_tasks(path: Path) -> dict[str, tuple[Any, ...]]:
 
 def stored_errors(path: Path) -> Counter[tuple[Any, ...]]:
     """The errors table: each entry (id, datetime, http_time) with its occurrences."""
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         rows = conn.execute("SELECT id, datetime, http_time, occurrences FROM errors").fetchall()
     counted: Counter[tuple[Any, ...]] = Counter()
     for task_id, moment, http_time, occurrences in rows:
@@ -112,7 +113,7 @@ async def test_update_into_sqlite_continues_the_follow_kept_in_the_file(tmp_path
         for _ in range(2):  # the first continues the export, the second the follow it saved
             code, err = await run("id-list", *common, "--update", cwd=tmp_path)
             assert (code, err) == (0, "")
-        with sqlite3.connect(tmp_path / "tasks.sqlite") as conn:
+        with contextlib.closing(sqlite3.connect(tmp_path / "tasks.sqlite")) as conn:
             kinds = conn.execute("SELECT stream, kind FROM state").fetchall()
     assert kinds == [("backlinks/id_list", "follow")]
     assert stored_tasks(tmp_path / "tasks.sqlite") == final_tasks(live)

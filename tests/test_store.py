@@ -90,7 +90,7 @@ def expected_task_row(item: Mapping[str, Any], api: str = "backlinks") -> tuple[
 
 def task_rows(path: Path) -> list[tuple[Any, ...]]:
     """The tasks table in `expected_task_row`'s shape, through `freeze`, sorted."""
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         rows = conn.execute(
             "SELECT id, api, url, datetime_posted, datetime_done, status, cost, metadata FROM tasks"
         ).fetchall()
@@ -112,7 +112,7 @@ def freeze(row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def error_rows(path: Path) -> list[tuple[Any, ...]]:
     """The errors table as (entry fields..., occurrences), sorted."""
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         rows = conn.execute(
             "SELECT id, datetime, function, error_code, error_message, http_url, http_method, "
             "http_code, http_time, http_response, occurrences FROM errors"
@@ -185,7 +185,7 @@ def test_rows_equal_the_records_field_for_field(
     assert got == expected_tasks(items)
     assert len(got) == 3000
     assert error_rows(path) == expected_error_rows(entries)
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         functions = set(conn.execute("SELECT DISTINCT function FROM tasks"))
     conn.close()
     assert functions == {(task_function(i["url"]),) for i in items}
@@ -289,8 +289,9 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     """A file with a higher schema version is refused, naming both versions."""
     path = tmp_path / "t.sqlite"
     Store(path).close()
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         conn.execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")
+        conn.commit()
     conn.close()
     with pytest.raises(StoreError) as caught:
         Store(path)
@@ -309,7 +310,7 @@ def test_a_file_that_is_not_a_store_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"notes.sqlite is not a dfs-async store \(SQLite says"):
         Store(text)
     other = tmp_path / "other.db"
-    with sqlite3.connect(other) as conn:
+    with contextlib.closing(sqlite3.connect(other)) as conn:
         conn.execute("CREATE TABLE t (x)")
     conn.close()
     before = other.read_bytes()
@@ -396,7 +397,7 @@ def test_a_reader_sees_whole_commits_while_the_writer_writes(
             check=True,
         )
         assert shell.stdout == "2000|2000\n"
-        with sqlite3.connect(path) as conn:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         conn.close()
 
