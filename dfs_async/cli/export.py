@@ -65,7 +65,7 @@ if TYPE_CHECKING:
         def stop(self) -> None: ...
 
 
-__all__ = ["Export", "open_client", "run_export"]
+__all__ = ["Export", "open_client", "open_output", "run_export"]
 
 
 def _open_pager(
@@ -240,17 +240,7 @@ class Export:
         return f"; run the same command to continue from {self.state_file.path}"
 
     def _open_output(self, stack: contextlib.AsyncExitStack) -> Output:
-        options = self.options
-        record_type: type[TaskId] | type[TaskError] = (
-            TaskId if options.command == "id-list" else TaskError
-        )
-        columns = field_names(record_type)
-        if options.output is None:
-            output = Output.to_stdout(options.format, columns)
-        else:
-            output = Output.to_file(options.output, options.format, columns, self.resume)
-        stack.callback(output.close)
-        return output
+        return open_output(self.options, self.resume, stack)
 
     async def _client(self, stack: contextlib.AsyncExitStack) -> Client:
         client, emulator = await open_client(self.options, self.credentials, stack)
@@ -270,6 +260,25 @@ class Export:
             started=self.options.started,
         )
         save_state(self.state_file.path, saved)
+
+
+def open_output(
+    options: Options,
+    resume: tuple[StateFile, SavedState] | None,
+    stack: contextlib.AsyncExitStack,
+) -> Output:
+    """-o (fresh, or the resumed one cut back to its saved size) or standard output, with the
+    CSV header where one is due; closed by `stack`. An export's and a follow's alike."""
+    record_type: type[TaskId] | type[TaskError] = (
+        TaskId if options.command == "id-list" else TaskError
+    )
+    columns = field_names(record_type)
+    if options.output is None:
+        output = Output.to_stdout(options.format, columns)
+    else:
+        output = Output.to_file(options.output, options.format, columns, resume)
+    stack.callback(output.close)
+    return output
 
 
 async def open_client(

@@ -33,10 +33,10 @@ from dfs_async import Client, Follower, FollowState, TaskError, TaskId
 from .account import credentials
 from .emulate import EMULATOR_RATE, emulator_notice
 from .exits import EXIT_OK, EXIT_USAGE, CliError, say
-from .export import _check_resume, open_client
+from .export import _check_resume, open_client, open_output
 from .progress import Counters, plural
 from .state import FOLLOW_LOOKBACK, SavedState, StateFile, load_state, save_state
-from .writers import Output, field_names
+from .writers import Output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -378,17 +378,7 @@ class FollowRun:
         )
 
     def _open_output(self, stack: contextlib.AsyncExitStack) -> Output:
-        options = self.options
-        record_type: type[TaskId] | type[TaskError] = (
-            TaskId if options.command == "id-list" else TaskError
-        )
-        columns = field_names(record_type)
-        if options.output is None:
-            output = Output.to_stdout(options.format, columns)
-        else:
-            output = Output.to_file(options.output, options.format, columns, self.resume)
-        stack.callback(output.close)
-        return output
+        return open_output(self.options, self.resume, stack)
 
     def _save(self, output: Output, state: FollowState) -> None:
         if self.state_file is None:
