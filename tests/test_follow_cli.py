@@ -258,7 +258,28 @@ async def test_a_follows_state_is_not_continued_as_a_plain_export(tmp_path: Path
     assert (tmp_path / "t.jsonl").stat().st_size == size > 0
 
 
+def read_for(fd: int, seconds: float) -> bytes:
+    """What `fd` yields within `seconds` (wall clock), never blocking past them."""
+    import select
+    import time
+
+    chunks, end = [], time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+        if ready:
+            try:
+                chunks.append(os.read(fd, 65536))
+            except OSError:  # the child's end closed
+                break
+    return b"".join(chunks)
+
+
 @pytest.mark.heavy
+@pytest.mark.skipif(
+    "libfaketime" in os.environ.get("LD_PRELOAD", ""),
+    reason="under libfaketime the live line (rich's refresh thread) was seen never to draw, "
+    "and the terminal then stays silent",
+)
 async def test_on_a_terminal_the_line_shows_new_updated_calls_and_the_next_poll(
     tmp_path: Path,
 ) -> None:
@@ -287,10 +308,7 @@ async def test_on_a_terminal_the_line_shows_new_updated_calls_and_the_next_poll(
             )
             os.close(child)
             child = -1
-            end = loop.time() + 8.0
-            while loop.time() < end:
-                chunk = await loop.run_in_executor(None, os.read, parent, 65536)
-                chunks.append(chunk)
+            chunks.append(await loop.run_in_executor(None, read_for, parent, 8.0))
             process.send_signal(signal.SIGTERM)
             assert await process.wait() == 128 + signal.SIGTERM
     finally:
