@@ -34,12 +34,11 @@ from .account import credentials
 from .emulate import EMULATOR_RATE, emulator_notice
 from .exits import EXIT_OK, EXIT_USAGE, CliError, say
 from .export import _check_resume, open_client, open_output
-from .progress import Counters, plural
+from .progress import Counters, plural, terminal
 from .state import FOLLOW_LOOKBACK, SavedState, StateFile, load_state, save_state
 from .writers import Output
 
 if TYPE_CHECKING:
-    from rich.console import Console
     from rich.progress import Progress, Task, TaskID
 
     from .options import Options
@@ -146,14 +145,7 @@ class FollowDisplay:
         self._run = run
         self._progress: Progress | None = None
         self._task: TaskID | None = None
-        self.console: Console | None = None
-        if enabled:
-            try:
-                from rich.console import Console
-            except ImportError:  # the `cli` extra is not installed: plain output only
-                pass
-            else:
-                self.console = Console(stderr=True)
+        self.console = terminal(enabled=enabled)
 
     def start(self, total: int | None) -> None:
         del total  # a follow has no end to count down to

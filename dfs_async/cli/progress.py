@@ -124,6 +124,17 @@ class Counters:
         )
 
 
+def terminal(*, enabled: bool) -> Console | None:
+    """rich's console on stderr for a live line, or None: switched off, or no `cli` extra."""
+    if not enabled:
+        return None
+    try:
+        from rich.console import Console
+    except ImportError:  # the `cli` extra is not installed: plain output only
+        return None
+    return Console(stderr=True)
+
+
 class Display:
     """The live progress line on a terminal (rich); does nothing when switched off."""
 
@@ -132,14 +143,7 @@ class Display:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         #: The terminal, when the display is on (rich is imported only then).
-        self.console: Console | None = None
-        if enabled:
-            try:
-                from rich.console import Console
-            except ImportError:  # the `cli` extra is not installed: plain output only
-                pass
-            else:
-                self.console = Console(stderr=True)
+        self.console = terminal(enabled=enabled)
 
     def start(self, total: int | None) -> None:
         """Show the display; `total` (with --max-items) gives a percentage and an ETA."""
