@@ -10,13 +10,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import cli, decode, follow, memory, pipelining, quota, store, stream
+from . import cli, decode, follow, memory, pipelining, quota, shared, store, stream
 from ._common import Row, machine
 
 BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "decode": decode.run,
     "stream": stream.run,
     "quota": quota.run,
+    "shared": shared.run,
     "memory": memory.run,
     "pipelining": pipelining.run,
     "cli": cli.run,

