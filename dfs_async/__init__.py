@@ -11,6 +11,7 @@ async with dfs_async.Client(login, password) as client:
 
 from __future__ import annotations
 
+import _thread
 import importlib
 
 from ._version import __version__
@@ -118,13 +119,20 @@ _LAZY: dict[str, tuple[str, str]] = {
 
 
 if not TYPE_CHECKING:  # mypy sees the imports above; a typo in a user's import stays an error
+    # First imports from several threads at once, of modules that import others in turn, can
+    # hand a thread a module still half initialized (Python 3.13 raised "cannot import name
+    # 'Iterable' from 'collections.abc'" with 8 threads). Every first use takes this lock, so
+    # they import one after another; a loaded name is a plain global and never takes it again.
+    # (No module the table names uses a lazy name while it is imported, so it cannot deadlock.)
+    _loading = _thread.RLock()
 
     def __getattr__(name: str) -> object:
         try:
             module, attribute = _LAZY[name]
         except KeyError:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-        value = getattr(importlib.import_module(module, __name__), attribute)
+        with _loading:
+            value = getattr(importlib.import_module(module, __name__), attribute)
         globals()[name] = value  # the next lookup is a plain one
         return value
 
