@@ -5,7 +5,7 @@ builds them, so they must not import it back (not even for a type). They name he
 things they use of it, and the client provides them. A test drives a pager through a fake of
 this protocol, with no HTTP at all (tests/test_pager_protocol.py).
 
-The three call methods are underscored on purpose: `Client` provides them without making them
+The call methods are underscored on purpose: `Client` provides them without making them
 part of its public API (as gidgethub's ``GitHubAPI._request`` is the one method an adapter
 provides). What a stream may ask of a client is this list, and nothing else of its members.
 """
@@ -47,6 +47,11 @@ class Calls(Protocol):
 
     def _spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run a call as a task the client cancels if it is closed first."""
+        ...
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait `seconds` on the loop clock; raise `ClientClosedError` as soon as the client
+        closes meanwhile (a follower between polls)."""
         ...
 
     async def _fetch(self, path: str, task: Mapping[str, Any]) -> RawPage:

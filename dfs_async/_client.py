@@ -227,6 +227,8 @@ class Client:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stats = Stats()
         self._apis: dict[str, Api] = {}
+        #: Set by aclose(): what a follower waiting for its next poll waits on too.
+        self._closing = asyncio.Event()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -258,6 +260,7 @@ class Client:
         if self._closed:
             return
         self._closed = True
+        self._closing.set()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -325,6 +328,17 @@ class Client:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait `seconds`, or raise ClientClosedError as soon as the client closes."""
+        ensure_open(self)
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            done, _ = await asyncio.wait((closing,), timeout=seconds)
+        finally:
+            closing.cancel()
+        if done:
+            raise ClientClosedError("the client was closed while a follower waited to poll")
 
     def _bind_loop(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()

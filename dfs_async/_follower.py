@@ -237,7 +237,7 @@ class Follower(AsyncIterator[R], Generic[R]):
             yield None
             if self._once:
                 return
-            await asyncio.sleep(wait)
+            await client._sleep(wait)  # ends at once, with ClientClosedError, on aclose()
             self.next_poll = None
 
     async def _poll_id_list(

@@ -424,20 +424,25 @@ async def test_a_follow_and_an_export_in_another_process_share_one_quota_through
 
 
 @pytest.mark.looptime
-async def test_a_client_closed_under_a_follower_ends_it_at_the_next_poll() -> None:
-    """Closing the client between polls: the next poll raises ClientClosedError, sends nothing."""
+async def test_a_client_closed_under_a_follower_ends_it_at_once() -> None:
+    """Closing the client between polls: the waiting follower raises ClientClosedError in the
+    same moment (not at its next poll, a minute later), and sends nothing more."""
     live = Live(start=START, seed=9)
     async with Emulator(LOGIN, PASSWORD, live=live) as emu:
         live.elapsed()
         await asyncio.sleep(600)
+        loop = asyncio.get_running_loop()
         client = client_for(emu, live)
         follower = client.backlinks.follow_ids(START)
         task = asyncio.create_task(consume(follower, [], [None], "ids"))
         await asyncio.sleep(30)
+        assert follower.next_poll is not None  # waiting between polls
         sent = len(emu.requests)
+        closed = loop.time()
         await client.aclose()
-        await asyncio.sleep(60)
-        assert task.done()
-        with pytest.raises(dfs_async.ClientClosedError):
-            task.result()
+        with pytest.raises(dfs_async.ClientClosedError) as caught:
+            await task
+        assert loop.time() == closed
+        assert str(caught.value) == "the client was closed while a follower waited to poll"
+        await asyncio.sleep(120)
         assert len(emu.requests) == sent

@@ -60,6 +60,9 @@ class FakeCalls:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    async def _sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
     async def _fetch(self, path: str, task: Mapping[str, Any]) -> RawPage:
         offset, limit = task["offset"], task["limit"]
         assert path == PATH
