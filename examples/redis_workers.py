@@ -31,7 +31,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -156,14 +156,17 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def throwaway_redis() -> Iterator[str]:
-    """A redis-server on a free loopback port, without persistence; its URL."""
+def throwaway_redis(env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A redis-server on a free loopback port, without persistence; its URL.
+
+    `env` is the server's environment (this process's by default).
+    """
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server not found: install it, or pass --redis URL")
     port = _free_port()
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
-    process = subprocess.Popen([*command, "no"], stdout=subprocess.DEVNULL)  # noqa: S603
+    process = subprocess.Popen([*command, "no"], stdout=subprocess.DEVNULL, env=env)  # noqa: S603
     try:
         deadline = time.monotonic() + 10.0
         while True:
