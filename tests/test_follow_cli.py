@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import re
@@ -196,6 +197,25 @@ async def test_update_after_an_export_run_repeatedly_writes_each_change_once(
     assert len(rows) == len(set(rows))
     assert set(rows) <= history(live)
     assert surely_seen | final <= set(rows)
+
+
+async def test_an_updates_summary_says_what_the_rows_it_wrote_cost(tmp_path: Path) -> None:
+    """--update's closing line, like an export's, sums the cost of the rows this run wrote."""
+    loop = asyncio.get_running_loop()
+    live = live_account(loop, seconds=12.0, seed=23)
+    async with Emulator(LOGIN, PASSWORD, live=live, rate_limit=None) as emu:
+        args = ("--base-url", emu.url, "-o", "tasks.jsonl", "--state", "tasks.state")
+        code, err = await run("id-list", "--from", since(live), *args, cwd=tmp_path)
+        assert code == 0, err
+        before = len((tmp_path / "tasks.jsonl").read_text().splitlines())
+        await asyncio.sleep(4.0)
+        code, err = await run("id-list", *args, "--update", cwd=tmp_path)
+        assert code == 0, err
+    lines = (tmp_path / "tasks.jsonl").read_text().splitlines()[before:]
+    cost = math.fsum(json.loads(line)["cost"] for line in lines)
+    assert lines
+    records = f"{len(lines):,} record{'' if len(lines) == 1 else 's'}"
+    assert f"\n{records} costing ${cost:,.4f} in " in f"\n{err}"
 
 
 def csv_rows(path: Path) -> list[tuple[Any, ...]]:

@@ -279,6 +279,9 @@ class FollowRun:
                         f"{plural(rate[0], 'call')} / {rate[1]:g} s"
                     )
             self.counters.stats = lambda: client.stats
+            if options.command == "id-list" and self.counters.cost is None:
+                # The summary says what the tasks written cost (an unfinished export's too).
+                self.counters.cost = 0.0
             if options.format == "sqlite":
                 from .sqlite import follow_into_store
 
@@ -299,6 +302,7 @@ class FollowRun:
                 output.write_records(batch)
                 self.started_stream = True
                 self.counters.records += len(batch)
+                self.counters.add_cost(batch)
                 self.counters.pages = follower.calls  # a follow's pages are its calls
                 self._save(output, follower.state)
                 self.display.update()
