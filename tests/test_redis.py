@@ -466,24 +466,39 @@ async def test_fallback_goes_back_to_redis_and_carries_its_calls_over(
 # -- the scripts, one worker at a time -----------------------------------------------------------
 
 
+async def stamp_of(shared: RedisBackend, token: str | None) -> float:
+    """A finished call's stamp (its reply), in seconds on Redis's clock."""
+    score = await shared.redis.zscore(limiter_keys("dfs-async", KEY).done, token or "")
+    assert score is not None
+    return float(score) / 1e6
+
+
+async def grant_of(shared: RedisBackend, token: str | None) -> float:
+    """When a call in flight was granted, in seconds on Redis's clock (its entry ends a lease
+    later). Redis's clock, not ours: a bound between two of its stamps is exact, where one
+    between our reads of the loop's clock would carry the round trips' lateness."""
+    score = await shared.redis.zscore(limiter_keys("dfs-async", KEY).flight, token or "")
+    assert score is not None
+    return float(score) / 1e6 - shared.lease
+
+
 async def test_a_full_burst_after_idle_then_a_wait_for_the_oldest_stamp(
     redis_server: RedisServer,
 ) -> None:
     """3 calls go at once (no wait counted); the 4th starts a period after the 1st's stamp."""
-    loop = asyncio.get_running_loop()
     async with RedisBackend(redis_server.url) as shared:
         limiter = shared.limiter(KEY, RateLimit(calls=3, period=0.4))
-        waited = []
-        released = []
+        permits, granted, stamps = [], [], []
         for _ in range(4):
             permit = await limiter.acquire()
-            waited.append(permit.waited)
+            granted.append(await grant_of(shared, permit.token))
             await limiter.release(permit)
-            released.append(loop.time())
-    assert waited[:3] == [0.0, 0.0, 0.0]
-    # The 4th waited from its start until the first stamp was a period old.
-    assert released[3] - released[0] >= 0.4
-    assert 0.35 <= waited[3] <= 0.4 + LATE
+            stamps.append(await stamp_of(shared, permit.token))  # gone once out of the window
+            permits.append(permit)
+    assert [p.waited for p in permits[:3]] == [0.0, 0.0, 0.0]
+    # The 4th was granted once the first stamp was a period old, and it says it waited.
+    assert granted[3] - stamps[0] >= 0.4
+    assert 0.0 < permits[3].waited <= 0.4 + LATE
 
 
 async def test_a_smaller_burst_spreads_calls_in_each_process(redis_server: RedisServer) -> None:
@@ -515,10 +530,14 @@ async def test_a_call_in_flight_holds_its_slot_until_a_period_after_its_reply(
         await asyncio.sleep(0.2)
         await limiter.release(permit)
         replied = loop.time()
+        reply = await stamp_of(shared, permit.token)  # gone once out of the window
         second = await waiter
         started = loop.time()
+        granted = await grant_of(shared, second.token)
         await limiter.release(second)
-    assert 0.3 <= started - replied <= 0.3 + LATE
+    # Exact on Redis's clock: a period after the reply (the send was 0.2 s before it).
+    assert granted - reply >= 0.3
+    assert started - replied <= 0.3 + LATE
 
 
 async def test_a_dead_calls_lease_ends_as_a_stamp_at_the_lease_end(
