@@ -332,13 +332,12 @@ class Client:
     async def _sleep(self, seconds: float) -> None:
         """Wait `seconds`, or raise ClientClosedError as soon as the client closes."""
         ensure_open(self)
-        closing = asyncio.ensure_future(self._closing.wait())
         try:
-            done, _ = await asyncio.wait((closing,), timeout=seconds)
-        finally:
-            closing.cancel()
-        if done:
-            raise ClientClosedError("the client was closed while a follower waited to poll")
+            async with asyncio.timeout(seconds):
+                await self._closing.wait()
+        except TimeoutError:
+            return
+        raise ClientClosedError("the client was closed while a follower waited to poll")
 
     def _bind_loop(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
