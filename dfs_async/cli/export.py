@@ -272,13 +272,7 @@ def open_output(
     record_type: type[TaskId] | type[TaskError] = (
         TaskId if options.command == "id-list" else TaskError
     )
-    columns = field_names(record_type)
-    if options.output is None:
-        output = Output.to_stdout(options.format, columns)
-    else:
-        output = Output.to_file(options.output, options.format, columns, resume)
-    stack.callback(output.close)
-    return output
+    return Output.opened(options.output, options.format, field_names(record_type), resume, stack)
 
 
 async def open_client(

@@ -224,12 +224,7 @@ class Resend:
 
     def _open(self, stack: contextlib.AsyncExitStack, columns: Sequence[str]) -> Output:
         common = self.options.common
-        if common.output is None:
-            output = Output.to_stdout(common.format, columns)
-        else:
-            output = Output.to_file(common.output, common.format, columns, None)
-        stack.callback(output.close)
-        return output
+        return Output.opened(common.output, common.format, columns, None, stack)
 
     def _save(self, ledger: Ledger) -> None:
         state = self.options.common.state

@@ -259,6 +259,22 @@ class Output:
     _fsync: Callable[[int], None] = os.fsync
 
     @classmethod
+    def opened(
+        cls,
+        name: str | None,
+        fmt: str,
+        columns: Sequence[str],
+        resume: tuple[StateFile, SavedState] | None,
+        stack: contextlib.AsyncExitStack,
+    ) -> Output:
+        """`name` (see `to_file`), or standard output when it is None; closed by `stack`."""
+        output = (
+            cls.to_stdout(fmt, columns) if name is None else cls.to_file(name, fmt, columns, resume)
+        )
+        stack.callback(output.close)
+        return output
+
+    @classmethod
     def to_stdout(cls, fmt: str, columns: Sequence[str]) -> Output:
         if sys.stdout is None:  # closed meanwhile; check_files refuses a run started so
             raise CliError(EXIT_FAILURE, "standard output is closed; pass -o FILE")
